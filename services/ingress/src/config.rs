@@ -1,0 +1,108 @@
+//! Ingress settings, read from the environment (DESIGN.md, "Configuration").
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use zengate_core::Secret;
+use zengate_core::signature::ZENDESK_TEST_SIGNING_SECRET;
+use zengate_runtime::bus::ZendeskStreamSettings;
+use zengate_runtime::config::Common;
+use zengate_runtime::{ConfigError, Env};
+
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    pub addr: SocketAddr,
+    pub nats_url: String,
+    pub redis_url: String,
+    /// Any one of these verifies a delivery (rotation).
+    pub secrets: Vec<Secret>,
+    pub account_id: u64,
+    pub webhook_id: Option<String>,
+    pub body_limit: usize,
+    /// Refuse signatures whose timestamp is further than this from now. Off by
+    /// default: Zendesk documents no freshness window.
+    pub signature_max_age: Option<Duration>,
+    /// How long a delivered event id is remembered in Redis.
+    pub dedup_horizon: Duration,
+    /// Longest wait for a JetStream PubAck before answering 503.
+    pub publish_timeout: Duration,
+    pub redis_timeout: Duration,
+    pub stream: ZendeskStreamSettings,
+}
+
+impl IngressConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let common = Common::from_env(env);
+        let mut secrets = env.secret_list("ZENDESK_WEBHOOK_SIGNING_SECRET")?;
+        if env.bool_or("ZENDESK_ACCEPT_TEST_SIGNATURES", false)? {
+            secrets.push(Secret::new(ZENDESK_TEST_SIGNING_SECRET));
+        }
+        let body_limit = env.parse_or("INGRESS_BODY_LIMIT", 1024 * 1024usize)?;
+        if body_limit == 0 {
+            return Err(ConfigError::invalid(
+                "INGRESS_BODY_LIMIT",
+                "must be positive",
+            ));
+        }
+        let publish_timeout = env.duration_or("INGRESS_PUBLISH_TIMEOUT", Duration::from_secs(5))?;
+        if publish_timeout >= Duration::from_secs(11) {
+            return Err(ConfigError::invalid(
+                "INGRESS_PUBLISH_TIMEOUT",
+                "must stay below Zendesk's 12 s request timeout",
+            ));
+        }
+        Ok(Self {
+            addr: env.addr_or("INGRESS_ADDR", "0.0.0.0:8080")?,
+            nats_url: common.nats_url,
+            redis_url: common.redis_url,
+            secrets,
+            account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
+            webhook_id: env.get("ZENDESK_WEBHOOK_ID"),
+            body_limit,
+            signature_max_age: env.duration_opt("ZENDESK_SIGNATURE_MAX_AGE")?,
+            dedup_horizon: env
+                .duration_or("INGRESS_DEDUP_HORIZON", Duration::from_secs(7 * 86400))?,
+            publish_timeout,
+            redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
+            stream: ZendeskStreamSettings {
+                max_age: env
+                    .duration_or("INGRESS_STREAM_MAX_AGE", Duration::from_secs(7 * 86400))?,
+                duplicate_window: env
+                    .duration_or("INGRESS_STREAM_DUPLICATE_WINDOW", Duration::from_secs(600))?,
+                replicas: env.parse_or("INGRESS_STREAM_REPLICAS", 1usize)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_and_defaults() {
+        let e =
+            IngressConfig::from_env(&Env::from_pairs([("ZENDESK_ACCOUNT_ID", "1")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ZENDESK_WEBHOOK_SIGNING_SECRET is required but not set"
+        );
+        let e = IngressConfig::from_env(&Env::from_pairs([
+            ("ZENDESK_WEBHOOK_SIGNING_SECRET", "a"),
+            ("ZENDESK_ACCOUNT_ID", "x1"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("ZENDESK_ACCOUNT_ID is invalid"));
+        let c = IngressConfig::from_env(&Env::from_pairs([
+            ("ZENDESK_WEBHOOK_SIGNING_SECRET", "a,b"),
+            ("ZENDESK_ACCOUNT_ID", "42"),
+            ("ZENDESK_ACCEPT_TEST_SIGNATURES", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(c.secrets.len(), 3);
+        assert_eq!(c.body_limit, 1 << 20);
+        assert_eq!(c.addr.port(), 8080);
+        assert!(c.signature_max_age.is_none());
+        assert!(!format!("{c:?}").contains("dGhpc19"));
+    }
+}

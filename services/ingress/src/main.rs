@@ -1,0 +1,19 @@
+//! `ingress`: reads the environment, serves until SIGTERM.
+
+use anyhow::Context as _;
+use ingress::{Application, IngressConfig};
+use zengate_runtime::{Env, Shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    let _telemetry = telemetry::init("ingress", &env)?;
+    let config = IngressConfig::from_env(&env)?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let app = Application::build(config)
+        .await
+        .context("ingress failed to start")?;
+    app.run(shutdown).await?;
+    Ok(())
+}

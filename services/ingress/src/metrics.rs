@@ -1,0 +1,93 @@
+//! Ingress metrics (Prometheus/OpenMetrics text at `/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Debug)]
+pub struct IngressMetrics {
+    pub requests: Family<StatusLabel, Counter>,
+    pub rejections: Family<ReasonLabel, Counter>,
+    pub publish_seconds: Histogram,
+    pub dedup_hits: Family<SourceLabel, Counter>,
+    pub published: Counter,
+    pub redis_degraded: Counter,
+}
+
+impl IngressMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            rejections: Family::default(),
+            publish_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            dedup_hits: Family::default(),
+            published: Counter::default(),
+            redis_degraded: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("zengate_ingress");
+        r.register(
+            "requests",
+            "Webhook requests by response status",
+            m.requests.clone(),
+        );
+        r.register(
+            "rejections",
+            "Refused deliveries by reason",
+            m.rejections.clone(),
+        );
+        r.register(
+            "publish_seconds",
+            "Time from publish to JetStream PubAck",
+            m.publish_seconds.clone(),
+        );
+        r.register(
+            "dedup_hits",
+            "Deliveries recognised as duplicates, by where they were caught",
+            m.dedup_hits.clone(),
+        );
+        r.register(
+            "published",
+            "Events newly stored in JetStream",
+            m.published.clone(),
+        );
+        r.register(
+            "redis_degraded",
+            "Requests served without Redis dedup because Redis failed",
+            m.redis_degraded.clone(),
+        );
+        m
+    }
+
+    pub fn reject(&self, reason: &str) {
+        self.rejections
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn dedup_hit(&self, source: &str) {
+        self.dedup_hits
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,172 @@
+//! The webhook handler: precheck → bounded body read → verify and parse →
+//! dedup → publish and await the PubAck → `200`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::{Instrument, field};
+use zengate_core::headers as h;
+use zengate_runtime::error::ApiError;
+use zengate_runtime::telemetry::inject_trace_context;
+
+use crate::app::AppState;
+use crate::request::{self, Delivery, Rejection};
+
+/// `POST /channels/zendesk/webhook`
+pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let span = tracing::info_span!(
+        "webhook",
+        invocation_id = field::Empty,
+        event_id = field::Empty,
+        account_id = field::Empty,
+        ticket_id = field::Empty,
+        subject = field::Empty,
+    );
+    let result = handle(&app, &headers, body).instrument(span).await;
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Outcome::Rejected(r)) => {
+            app.metrics.reject(r.reason);
+            tracing::info!(
+                status = r.status.as_u16(),
+                reason = r.reason,
+                "delivery refused"
+            );
+            r.into_api_error().into_response()
+        }
+        Err(Outcome::Unavailable(e)) => {
+            app.metrics.reject(e.code);
+            e.into_response()
+        }
+    }
+}
+
+enum Outcome {
+    Rejected(Rejection),
+    Unavailable(ApiError),
+}
+
+impl From<Rejection> for Outcome {
+    fn from(r: Rejection) -> Self {
+        Outcome::Rejected(r)
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Rejection> {
+    let mut body = body;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Rejection {
+            status: StatusCode::BAD_REQUEST,
+            reason: "body_read_failed",
+            message: format!("could not read the request body: {e}"),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(request::too_large(limit));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), Outcome> {
+    let span = tracing::Span::current();
+    let delivery = request::precheck(headers, &app.rules)?;
+    span.record("invocation_id", delivery.invocation_id.as_str());
+    let body = read_body(body, app.rules.body_limit).await?;
+    let received_at = OffsetDateTime::now_utc();
+    let envelope = request::verify_and_parse(&delivery, &body, &app.rules, received_at)?;
+
+    let msg_id = envelope.msg_id();
+    let subject = envelope.nats_subject();
+    span.record("event_id", envelope.id.as_str());
+    span.record("account_id", envelope.account_id);
+    if let Some(t) = envelope.ticket_id() {
+        span.record("ticket_id", t);
+    }
+    span.record("subject", subject.as_str());
+
+    match app.dedup.seen(&msg_id).await {
+        Ok(true) => {
+            app.metrics.dedup_hit("redis");
+            tracing::info!("duplicate delivery acknowledged");
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(e) => {
+            app.metrics.redis_degraded.inc();
+            tracing::warn!(error = %e, "redis unavailable; relying on the JetStream duplicate window");
+        }
+    }
+
+    let headers = bus_headers(&delivery, &msg_id, received_at);
+    let started = Instant::now();
+    let ack = async {
+        app.js
+            .publish_with_headers(subject.clone(), headers, body)
+            .await?
+            .await
+    };
+    let ack = tokio::time::timeout(app.publish_timeout, ack).await;
+    app.metrics
+        .publish_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let ack = match ack {
+        Ok(Ok(ack)) => ack,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "publish failed; asking Zendesk to retry");
+            return Err(unavailable());
+        }
+        Err(_) => {
+            tracing::warn!("publish not acknowledged in time; asking Zendesk to retry");
+            return Err(unavailable());
+        }
+    };
+    if ack.duplicate {
+        app.metrics.dedup_hit("jetstream");
+        tracing::info!(sequence = ack.sequence, "duplicate caught by JetStream");
+    } else {
+        app.metrics.published.inc();
+        tracing::info!(sequence = ack.sequence, "event durable");
+    }
+    let dedup = app.dedup.clone();
+    tokio::spawn(async move {
+        if let Err(e) = dedup.remember(&msg_id).await {
+            tracing::warn!(error = %e, "could not record the event id in redis");
+        }
+    });
+    Ok(())
+}
+
+fn unavailable() -> Outcome {
+    Outcome::Unavailable(ApiError::unavailable(
+        "bus_unavailable",
+        "the event could not be stored durably; retry shortly",
+        5,
+    ))
+}
+
+fn bus_headers(d: &Delivery, msg_id: &str, received_at: OffsetDateTime) -> async_nats::HeaderMap {
+    let mut m = async_nats::HeaderMap::new();
+    m.insert(h::NATS_MSG_ID, msg_id);
+    m.insert(h::BUS_ACCOUNT_ID, d.account_id.to_string().as_str());
+    m.insert(h::BUS_WEBHOOK_ID, d.webhook_id.as_str());
+    m.insert(h::BUS_INVOCATION_ID, d.invocation_id.as_str());
+    m.insert(h::BUS_SIGNATURE_TIMESTAMP, d.timestamp.as_str());
+    m.insert(h::BUS_SIGNATURE, d.signature_header.as_str());
+    if let Ok(ts) = received_at.format(&Rfc3339) {
+        m.insert(h::BUS_RECEIVED_AT, ts.as_str());
+    }
+    inject_trace_context(&mut m);
+    m
+}

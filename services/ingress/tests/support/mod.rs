@@ -1,0 +1,256 @@
+//! `spawn_app` for ingress tests: private NATS + Redis, the app on port 0.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use ingress::{Application, IngressConfig};
+use zengate_core::Secret;
+use zengate_runtime::Shutdown;
+use zengate_runtime::bus::ZendeskStreamSettings;
+use zengate_testkit::{NatsServer, RedisServer, eventually};
+
+pub const SECRET: &str = "c2lnbmluZy1zZWNyZXQtZm9yLXRlc3Rz";
+
+pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
+    IngressConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        nats_url: nats_url.to_owned(),
+        redis_url: redis_url.to_owned(),
+        secrets: vec![Secret::new(SECRET)],
+        account_id: 42,
+        webhook_id: None,
+        body_limit: 64 * 1024,
+        signature_max_age: None,
+        dedup_horizon: Duration::from_secs(3600),
+        publish_timeout: Duration::from_secs(3),
+        redis_timeout: Duration::from_millis(250),
+        stream: ZendeskStreamSettings::default(),
+    }
+}
+
+/// A JSON envelope of any type.
+pub fn event(account: u64, id: &str, ty: &str, subject: &str, detail: &str) -> Vec<u8> {
+    format!(
+        r#"{{"account_id":{account},"id":"{id}","type":"{ty}","subject":"{subject}","time":"2025-01-08T10:12:07.672717030Z","zendesk_event_version":"2022-11-06","detail":{detail},"event":{{}}}}"#
+    )
+    .into_bytes()
+}
+
+/// A ticket event for `ticket` with `action` (`created`, `comment_added`…).
+pub fn ticket_event(account: u64, id: &str, ticket: u64, action: &str) -> Vec<u8> {
+    event(
+        account,
+        id,
+        &format!("zen:event-type:ticket.{action}"),
+        &format!("zen:ticket:{ticket}"),
+        &format!(r#"{{"id":"{ticket}","subject":"Printer on fire"}}"#),
+    )
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub http: reqwest::Client,
+    pub js: jetstream::Context,
+    pub shutdown: Shutdown,
+    pub config: IngressConfig,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl Fn(&mut IngressConfig)) -> Self {
+        telemetry();
+        let nats = NatsServer::start().await;
+        let redis = RedisServer::start().await;
+        let mut config = config(&nats.url(), &redis.url());
+        tweak(&mut config);
+        let app = Application::build(config.clone())
+            .await
+            .expect("ingress builds");
+        let addr = app.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let s = shutdown.clone();
+        let join = tokio::spawn(async move {
+            app.run(s).await.expect("ingress runs");
+        });
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        Self {
+            addr,
+            nats,
+            redis,
+            http: reqwest::Client::new(),
+            js: jetstream::new(client),
+            shutdown,
+            config,
+            join,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", self.base(), ingress::WEBHOOK_PATH)
+    }
+
+    pub fn sign(&self, ts: &str, body: &[u8]) -> String {
+        zengate_core::signature::sign(&Secret::new(SECRET), ts, body)
+    }
+
+    /// A delivery with every header, the given signature (or none) and timestamp.
+    pub fn delivery(&self, body: &[u8], sig: Option<&str>, ts: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(self.url())
+            .header("content-type", "application/json")
+            .header("x-zendesk-account-id", "42")
+            .header("x-zendesk-webhook-id", "01TESTHOOK")
+            .header("x-zendesk-webhook-invocation-id", uuid_like())
+            .header("x-zendesk-webhook-signature-timestamp", ts)
+            .body(body.to_vec());
+        if let Some(sig) = sig {
+            req = req.header("x-zendesk-webhook-signature", sig);
+        }
+        req
+    }
+
+    pub fn signed(&self, body: &[u8]) -> reqwest::RequestBuilder {
+        self.signed_at(body, "2025-01-08T10:12:08Z")
+    }
+
+    pub fn signed_at(&self, body: &[u8], ts: &str) -> reqwest::RequestBuilder {
+        let sig = self.sign(ts, body);
+        self.delivery(body, Some(&sig), ts)
+    }
+
+    pub fn delivery_for_account(&self, body: &[u8], account: &str) -> reqwest::RequestBuilder {
+        self.signed_without(body, "x-zendesk-account-id", Some(account))
+    }
+
+    /// A signed delivery with header `name` removed, or replaced by `value`.
+    pub fn signed_without(
+        &self,
+        body: &[u8],
+        name: &str,
+        value: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let ts = "2025-01-08T10:12:08Z";
+        let sig = self.sign(ts, body);
+        let mut headers = reqwest::header::HeaderMap::new();
+        let all = [
+            ("content-type", "application/json".to_owned()),
+            ("x-zendesk-account-id", "42".to_owned()),
+            ("x-zendesk-webhook-id", "01TESTHOOK".to_owned()),
+            ("x-zendesk-webhook-invocation-id", uuid_like()),
+            ("x-zendesk-webhook-signature-timestamp", ts.to_owned()),
+            ("x-zendesk-webhook-signature", sig),
+        ];
+        for (k, v) in all {
+            let v = if k == name {
+                value.map(str::to_owned)
+            } else {
+                Some(v)
+            };
+            if let Some(v) = v {
+                headers.insert(k, v.parse().unwrap());
+            }
+        }
+        self.http
+            .post(self.url())
+            .headers(headers)
+            .body(body.to_vec())
+    }
+
+    pub async fn stream_messages(&self) -> u64 {
+        let mut s = self.js.get_stream("ZENDESK_EVENTS").await.unwrap();
+        s.info().await.unwrap().state.messages
+    }
+
+    pub async fn last_message(&self) -> async_nats::jetstream::message::StreamMessage {
+        let mut s = self.js.get_stream("ZENDESK_EVENTS").await.unwrap();
+        let last = s.info().await.unwrap().state.last_sequence;
+        s.get_raw_message(last).await.unwrap()
+    }
+
+    /// Reads a value from `/metrics` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
+    async fn redis_conn(&self) -> Option<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.redis.url())
+            .ok()?
+            .get_multiplexed_async_connection()
+            .await
+            .ok()
+    }
+
+    pub async fn remembered(&self, msg_id: &str) -> bool {
+        let Some(mut c) = self.redis_conn().await else {
+            return false;
+        };
+        let n: u64 = redis::cmd("EXISTS")
+            .arg(format!("zengate:ingress:seen:{msg_id}"))
+            .query_async(&mut c)
+            .await
+            .unwrap_or(0);
+        n > 0
+    }
+
+    /// The Redis write happens just after the response; wait for it.
+    pub async fn wait_remembered(&self, msg_id: &str) {
+        eventually(
+            "event id recorded in redis",
+            Duration::from_secs(5),
+            || async { self.remembered(msg_id).await.then_some(()) },
+        )
+        .await;
+    }
+
+    pub async fn wait_stopped(self) {
+        let _ = self.join.await;
+    }
+}
+
+/// The same telemetry set-up as the binary (spans get trace ids), once per process.
+fn telemetry() {
+    static GUARD: std::sync::OnceLock<Option<zengate_runtime::telemetry::TelemetryGuard>> =
+        std::sync::OnceLock::new();
+    GUARD.get_or_init(|| {
+        let env =
+            zengate_runtime::Env::from_pairs([("RUST_LOG", "warn"), ("LOG_FORMAT", "pretty")]);
+        zengate_runtime::telemetry::init("ingress-test", &env).ok()
+    });
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "inv-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,295 @@
+//! Zendesk's common event envelope, validated after the signature check.
+//!
+//! Unknown fields and unknown event types are kept: the exact signed bytes are
+//! what gets published, this type only extracts what routing needs and refuses
+//! what would make routing ambiguous.
+
+use crate::ids::parse_canonical_id;
+use crate::json::{self, Json, JsonError, Number};
+use crate::subject;
+
+/// Longest event id accepted; it becomes part of a NATS header and a Redis key.
+pub const MAX_EVENT_ID_LEN: usize = 255;
+
+/// The routing-relevant part of a verified delivery.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub account_id: u64,
+    /// Zendesk's event id: the signed deduplication key.
+    pub id: String,
+    pub event_type: String,
+    pub subject: String,
+    pub time: String,
+    pub zendesk_event_version: String,
+    /// Subject token derived from the type (`ticket`, `user`, ...).
+    pub resource: String,
+    /// Subject token derived from the type (`created`, `comment_added`, ...).
+    pub action: String,
+    /// Id from `subject` when it names the same resource with a decimal id.
+    pub resource_id: Option<u64>,
+    pub detail: Json,
+    pub event: Json,
+}
+
+/// Why an envelope is unusable. `reason()` is a stable label for metrics.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    #[error("body must be a JSON object")]
+    NotObject,
+    #[error("required field `{0}` is missing")]
+    Missing(&'static str),
+    #[error("field `{field}` must be {expected}, found {found}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("field `account_id` must be a positive integer literal")]
+    BadAccountId,
+    #[error("field `id` must be 1 to 255 visible ASCII characters")]
+    BadEventId,
+    #[error("ticket event `subject` must be `zen:ticket:<positive decimal id>`, found {0:?}")]
+    BadTicketSubject(String),
+    #[error("ticket event `detail.id` must be a canonical positive decimal")]
+    BadTicketDetailId,
+    #[error("ticket event `subject` id {subject} and `detail.id` {detail} disagree")]
+    TicketIdMismatch { subject: String, detail: String },
+}
+
+impl EnvelopeError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EnvelopeError::Json(JsonError::NotUtf8) => "not_utf8",
+            EnvelopeError::Json(JsonError::Syntax(_)) => "bad_json",
+            EnvelopeError::NotObject
+            | EnvelopeError::Missing(_)
+            | EnvelopeError::WrongType { .. }
+            | EnvelopeError::BadAccountId
+            | EnvelopeError::BadEventId => "bad_envelope",
+            EnvelopeError::BadTicketSubject(_)
+            | EnvelopeError::BadTicketDetailId
+            | EnvelopeError::TicketIdMismatch { .. } => "bad_ticket_identity",
+        }
+    }
+}
+
+fn required<'a>(root: &'a Json, field: &'static str) -> Result<&'a Json, EnvelopeError> {
+    root.get(field).ok_or(EnvelopeError::Missing(field))
+}
+
+fn required_str<'a>(root: &'a Json, field: &'static str) -> Result<&'a str, EnvelopeError> {
+    let v = required(root, field)?;
+    v.as_str().ok_or(EnvelopeError::WrongType {
+        field,
+        expected: "a string",
+        found: v.kind(),
+    })
+}
+
+fn required_object(root: &Json, field: &'static str) -> Result<Json, EnvelopeError> {
+    let v = required(root, field)?;
+    if v.is_object() {
+        Ok(v.clone())
+    } else {
+        Err(EnvelopeError::WrongType {
+            field,
+            expected: "an object",
+            found: v.kind(),
+        })
+    }
+}
+
+impl Envelope {
+    /// Parses and validates a verified body.
+    pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
+        let root = json::parse(body)?;
+        if !root.is_object() {
+            return Err(EnvelopeError::NotObject);
+        }
+        let account_id = match required(&root, "account_id")? {
+            Json::Number(Number::Unsigned(n)) if *n > 0 => *n,
+            _ => return Err(EnvelopeError::BadAccountId),
+        };
+        let id = required_str(&root, "id")?;
+        if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(EnvelopeError::BadEventId);
+        }
+        let event_type = required_str(&root, "type")?.to_owned();
+        let subject_field = required_str(&root, "subject")?.to_owned();
+        let time = required_str(&root, "time")?.to_owned();
+        let zendesk_event_version = required_str(&root, "zendesk_event_version")?.to_owned();
+        let detail = required_object(&root, "detail")?;
+        let event = required_object(&root, "event")?;
+
+        let (resource, action) = subject::resource_and_action(&event_type);
+        let resource_id = if resource == "ticket" {
+            Some(ticket_identity(&subject_field, &detail)?)
+        } else {
+            subject::subject_resource_id(&subject_field, &resource)
+        };
+
+        Ok(Self {
+            account_id,
+            id: id.to_owned(),
+            event_type,
+            subject: subject_field,
+            time,
+            zendesk_event_version,
+            resource,
+            action,
+            resource_id,
+            detail,
+            event,
+        })
+    }
+
+    /// The ticket id for ticket events.
+    pub fn ticket_id(&self) -> Option<u64> {
+        if self.resource == "ticket" {
+            self.resource_id
+        } else {
+            None
+        }
+    }
+
+    /// `zendesk.<account>.<resource>.<resource_id>.<action>`.
+    pub fn nats_subject(&self) -> String {
+        subject::provider_subject(
+            self.account_id,
+            &self.resource,
+            self.resource_id,
+            &self.action,
+        )
+    }
+
+    /// `Nats-Msg-Id`: `<account_id>:<event id>`.
+    pub fn msg_id(&self) -> String {
+        format!("{}:{}", self.account_id, self.id)
+    }
+}
+
+/// A ticket event must name the same canonical id in `subject` and `detail.id`.
+fn ticket_identity(subject_field: &str, detail: &Json) -> Result<u64, EnvelopeError> {
+    let from_subject = subject_field
+        .strip_prefix("zen:ticket:")
+        .and_then(parse_canonical_id)
+        .ok_or_else(|| EnvelopeError::BadTicketSubject(subject_field.to_owned()))?;
+    let from_detail = match detail.get("id") {
+        Some(Json::String(s)) => parse_canonical_id(s),
+        Some(Json::Number(Number::Unsigned(n))) if *n > 0 => Some(*n),
+        _ => None,
+    }
+    .ok_or(EnvelopeError::BadTicketDetailId)?;
+    if from_subject != from_detail {
+        return Err(EnvelopeError::TicketIdMismatch {
+            subject: from_subject.to_string(),
+            detail: from_detail.to_string(),
+        });
+    }
+    Ok(from_subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(account: &str, subject: &str, detail_id: &str, ty: &str) -> Vec<u8> {
+        format!(
+            r#"{{"account_id": {account}, "id": "cbe4028c-1", "type": "{ty}", "subject": "{subject}",
+               "time": "2025-01-08T10:12:07.672717030Z", "zendesk_event_version": "2022-11-06",
+               "detail": {{"id": {detail_id}, "subject": "Help"}}, "event": {{}}, "future_field": [1,2]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn ticket_created() {
+        let e = Envelope::parse(&body(
+            "9223372036854775807",
+            "zen:ticket:7123498765",
+            "\"7123498765\"",
+            "zen:event-type:ticket.created",
+        ))
+        .unwrap();
+        assert_eq!(
+            e.nats_subject(),
+            "zendesk.9223372036854775807.ticket.7123498765.created"
+        );
+        assert_eq!(e.msg_id(), "9223372036854775807:cbe4028c-1");
+        assert_eq!(e.ticket_id(), Some(7_123_498_765));
+    }
+
+    #[test]
+    fn ticket_identity_rules() {
+        let ty = "zen:event-type:ticket.comment_added";
+        assert!(Envelope::parse(&body("1", "zen:ticket:5", "5", ty)).is_ok());
+        assert!(matches!(
+            Envelope::parse(&body("1", "zen:ticket:5", "\"6\"", ty)),
+            Err(EnvelopeError::TicketIdMismatch { .. })
+        ));
+        assert!(matches!(
+            Envelope::parse(&body("1", "zen:ticket:05", "\"5\"", ty)),
+            Err(EnvelopeError::BadTicketSubject(_))
+        ));
+        assert!(matches!(
+            Envelope::parse(&body("1", "zen:ticket:5", "\"05\"", ty)),
+            Err(EnvelopeError::BadTicketDetailId)
+        ));
+        assert!(matches!(
+            Envelope::parse(&body("1", "zen:ticket:5", "5.0", ty)),
+            Err(EnvelopeError::BadTicketDetailId)
+        ));
+    }
+
+    #[test]
+    fn account_id_literal() {
+        let ty = "zen:event-type:user.created";
+        for bad in ["0", "-1", "1.0", "1e3", "\"1\"", "18446744073709551616"] {
+            assert!(
+                matches!(
+                    Envelope::parse(&body(bad, "zen:user:1", "1", ty)),
+                    Err(EnvelopeError::BadAccountId)
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_types_flow() {
+        let e = Envelope::parse(&body(
+            "42",
+            "zen:messaging:x",
+            "1",
+            "zen:event-type:messaging.ai_handoff.requested",
+        ))
+        .unwrap();
+        assert_eq!(
+            e.nats_subject(),
+            "zendesk.42.messaging._.ai_handoff_requested"
+        );
+    }
+
+    #[test]
+    fn missing_and_wrong_types() {
+        let e = Envelope::parse(br#"{"account_id": 1}"#).unwrap_err();
+        assert_eq!(e, EnvelopeError::Missing("id"));
+        assert_eq!(
+            Envelope::parse(b"[]").unwrap_err(),
+            EnvelopeError::NotObject
+        );
+        let b = br#"{"account_id":1,"id":"x","type":"t","subject":"s","time":"t","zendesk_event_version":"v","detail":[],"event":{}}"#;
+        assert!(matches!(
+            Envelope::parse(b).unwrap_err(),
+            EnvelopeError::WrongType {
+                field: "detail",
+                ..
+            }
+        ));
+        let b = br#"{"account_id":1,"id":"a b","type":"t","subject":"s","time":"t","zendesk_event_version":"v","detail":{},"event":{}}"#;
+        assert_eq!(Envelope::parse(b).unwrap_err(), EnvelopeError::BadEventId);
+    }
+}

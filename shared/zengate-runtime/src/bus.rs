@@ -1,0 +1,168 @@
+//! NATS connection and idempotent provisioning of the streams and buckets in
+//! DESIGN.md. Several replicas may start at once: provisioning tolerates a
+//! concurrent creator and converges on the configured settings.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use zengate_core::events::{ZENDESK_STREAM, ZENGATE_STREAM};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot provision stream {name}: {message}")]
+    Stream { name: String, message: String },
+    #[error("cannot provision key-value bucket {name}: {message}")]
+    Bucket { name: String, message: String },
+}
+
+/// Connects with a client name (visible in `nats server report connections`)
+/// and keeps reconnecting forever after the first success.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                other => tracing::debug!(event = %other, "NATS event"),
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|source| BusError::Connect {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// JetStream context whose requests (including publish acks) time out after
+/// `timeout`.
+pub fn jetstream(client: async_nats::Client, timeout: Duration) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(timeout)
+        .build(client)
+}
+
+/// Settings of the provider-event stream.
+#[derive(Debug, Clone)]
+pub struct ZendeskStreamSettings {
+    pub max_age: Duration,
+    pub duplicate_window: Duration,
+    pub replicas: usize,
+}
+
+impl Default for ZendeskStreamSettings {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(10 * 60),
+            replicas: 1,
+        }
+    }
+}
+
+/// `ZENDESK_EVENTS` on `zendesk.>`, file storage.
+pub fn zendesk_stream_config(settings: &ZendeskStreamSettings) -> stream::Config {
+    stream::Config {
+        name: ZENDESK_STREAM.to_owned(),
+        description: Some("Verified Zendesk webhook events (exact signed bodies)".to_owned()),
+        subjects: vec!["zendesk.>".to_owned()],
+        storage: stream::StorageType::File,
+        max_age: settings.max_age,
+        duplicate_window: settings.duplicate_window,
+        num_replicas: settings.replicas,
+        ..Default::default()
+    }
+}
+
+/// `ZENGATE` on `zengate.>`, file storage, a 2 minute duplicate window so
+/// publishers can retry with a stable `Nats-Msg-Id`.
+pub fn zengate_stream_config() -> stream::Config {
+    stream::Config {
+        name: ZENGATE_STREAM.to_owned(),
+        description: Some("zengate's own events: approvals, actions, audits, DLQ".to_owned()),
+        subjects: vec!["zengate.>".to_owned()],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+fn differs(want: &stream::Config, have: &stream::Config) -> bool {
+    want.subjects != have.subjects
+        || want.max_age != have.max_age
+        || want.duplicate_window != have.duplicate_window
+}
+
+/// Creates the stream, or brings an existing one to `config`'s subjects,
+/// retention and duplicate window. Safe to run from many replicas at once.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, BusError> {
+    let name = config.name.clone();
+    let err = |e: &dyn std::fmt::Display| BusError::Stream {
+        name: name.clone(),
+        message: e.to_string(),
+    };
+    let mut last = String::new();
+    for _ in 0..5 {
+        // Not there (yet) falls through to creating it.
+        if let Ok(mut existing) = js.get_stream(&name).await {
+            let info = existing.info().await.map_err(|e| err(&e))?;
+            if differs(&config, &info.config) {
+                tracing::info!(stream = %name, "updating stream configuration");
+                js.update_stream(config.clone())
+                    .await
+                    .map_err(|e| err(&e))?;
+            }
+            return Ok(existing);
+        }
+        match js.create_stream(config.clone()).await {
+            Ok(s) => return Ok(s),
+            // Another replica may have created it meanwhile: look again.
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(BusError::Stream {
+        name,
+        message: last,
+    })
+}
+
+/// Creates or opens a key-value bucket (file storage). Safe to race.
+pub async fn ensure_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, BusError> {
+    let name = config.bucket.clone();
+    let mut last = String::new();
+    for _ in 0..5 {
+        if let Ok(store) = js.get_key_value(&name).await {
+            return Ok(store);
+        }
+        match js.create_key_value(config.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(BusError::Bucket {
+        name,
+        message: last,
+    })
+}
+
+/// True while the client holds a live connection.
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    matches!(
+        client.connection_state(),
+        async_nats::connection::State::Connected
+    )
+}

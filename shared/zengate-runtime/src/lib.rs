@@ -1,0 +1,13 @@
+//! Run-time plumbing shared by every zengate service, so each service crate
+//! holds only its own behaviour.
+
+pub mod bus;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod redis_store;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{ConfigError, Env};
+pub use shutdown::Shutdown;

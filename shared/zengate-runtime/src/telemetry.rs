@@ -1,0 +1,134 @@
+//! Logs (JSON or pretty), spans, and W3C trace context across NATS.
+//!
+//! Spans always get trace ids (so `traceparent` flows between services even
+//! without a collector); they are exported over OTLP/HTTP only when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+
+use async_nats::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{ConfigError, Env};
+
+/// Flushes and stops span export when dropped (end of `main`).
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Installs the global subscriber from `RUST_LOG`, `LOG_FORMAT`,
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`. A second call (tests,
+/// the all-in-one process) keeps the first subscriber.
+pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigError> {
+    let json = match env.string_or("LOG_FORMAT", "json").as_str() {
+        "json" => true,
+        "pretty" => false,
+        _ => {
+            return Err(ConfigError::invalid(
+                "LOG_FORMAT",
+                "expected json or pretty",
+            ));
+        }
+    };
+    let filter = EnvFilter::try_new(env.string_or("RUST_LOG", "info"))
+        .map_err(|e| ConfigError::invalid("RUST_LOG", e.to_string()))?;
+    let service = env.string_or("OTEL_SERVICE_NAME", default_service);
+
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service.clone())
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        use opentelemetry_otlp::WithExportConfig;
+        let traces = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(traces)
+            .build()
+            .map_err(|e| ConfigError::invalid("OTEL_EXPORTER_OTLP_ENDPOINT", e.to_string()))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let tracer = provider.tracer(service);
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    // Spans at INFO and above always exist (trace context must flow even when
+    // RUST_LOG hides them); RUST_LOG filters only what is printed.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(LevelFilter::INFO);
+    let registry = tracing_subscriber::registry().with(otel);
+    let _ = if json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_filter(filter),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .try_init()
+    };
+    Ok(TelemetryGuard { provider })
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key, value.as_str());
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| k.as_ref()).collect()
+    }
+}
+
+/// Writes the current span's context as `traceparent` (and `tracestate`).
+pub fn inject_trace_context(headers: &mut HeaderMap) {
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+}
+
+/// Makes `span` a child of the trace carried in `headers`, if any.
+pub fn continue_trace(span: &tracing::Span, headers: Option<&HeaderMap>) {
+    if let Some(h) = headers {
+        let cx = TraceContextPropagator::new().extract(&HeaderExtractor(h));
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// The current span's `traceparent` value, for HTTP calls.
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = HeaderMap::new();
+    inject_trace_context(&mut headers);
+    headers
+        .get(zengate_core::headers::TRACEPARENT)
+        .map(|v| v.as_str().to_owned())
+}

@@ -1,0 +1,15 @@
+//! Real infrastructure for tests: each call starts a private `nats-server -js`
+//! or `redis-server` on a free loopback port with its own temporary directory,
+//! so tests run in parallel, can stop and restart the server mid-test (data
+//! kept), and leave nothing behind (processes are killed on drop).
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod binaries;
+mod nats;
+mod redis;
+mod wait;
+
+pub use binaries::{MIN_NATS_VERSION, nats_server_binary, redis_server_binary};
+pub use nats::NatsServer;
+pub use redis::RedisServer;
+pub use wait::{eventually, free_port};

@@ -1,0 +1,1 @@
+//! Cross-service tests live beside this file as `[[test]]` targets.

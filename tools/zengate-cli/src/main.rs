@@ -1,0 +1,30 @@
+//! `zengate`: operator commands for a running zengate.
+
+mod events;
+mod sign;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "zengate", version, about = "Operate a zengate deployment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sign a JSON file as Zendesk would and POST it to the ingress (or print curl).
+    SignEvent(sign::SignEvent),
+    /// Read provider events from the ZENDESK_EVENTS stream.
+    #[command(subcommand)]
+    Events(events::Events),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::SignEvent(cmd) => cmd.run().await,
+        Command::Events(cmd) => cmd.run().await,
+    }
+}
