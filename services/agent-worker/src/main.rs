@@ -1,0 +1,3 @@
+//! Consumes ticket events in per-ticket order and proposes actions; executes released ones
+
+fn main() {}

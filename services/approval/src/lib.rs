@@ -1,0 +1,1 @@
+//! Holds proposed Zendesk writes until a human approves them

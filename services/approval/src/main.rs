@@ -1,0 +1,3 @@
+//! Holds proposed Zendesk writes until a human approves them
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Issues HS256 JWTs for Zendesk widget and messaging visitors

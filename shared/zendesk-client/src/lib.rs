@@ -1,0 +1,1 @@
+//! A narrow Zendesk Ticketing API client

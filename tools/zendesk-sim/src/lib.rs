@@ -1,0 +1,1 @@
+//! A dev-only Zendesk Ticketing API simulator that also sends signed webhooks

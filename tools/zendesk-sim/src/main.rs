@@ -1,0 +1,3 @@
+//! A dev-only Zendesk Ticketing API simulator that also sends signed webhooks
+
+fn main() {}
