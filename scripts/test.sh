@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PWD/.dev/bin:$HOME/.cargo/bin:$PATH"
 cargo test --workspace --locked "$@"
+deploy/validate.sh

@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1.7
+# One image with every zengate binary; each container picks its command.
+#
+#   docker build -t zengate .
+#   docker run --rm zengate ingress
+#
+# Dependency caching: BuildKit cache mounts keep the cargo registry and the
+# target directory between builds, so a source change rebuilds only zengate.
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bins \
+ && mkdir -p /out \
+ && for b in ingress auth approval agent-worker zendesk-sim zengate; do cp target/release/$b /out/; done
+
+# distroless: glibc + CA certificates, no shell, runs as uid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+COPY services/agent-worker/rules.example.toml /etc/zengate/rules.toml
+USER nonroot:nonroot
+ENV LOG_FORMAT=json RUST_LOG=info
+# Probes use the CLI (no curl in the image): zengate healthcheck URL
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/zengate", "healthcheck", "http://127.0.0.1:8080/healthz"]

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Offline validation of the deployment files:
+# - docker-compose.yml against the Compose specification schema (shipped in the
+#   docker-compose wheel on PyPI);
+# - every Kubernetes overlay rendered with kustomize and validated against the
+#   Kubernetes OpenAPI schemas shipped in the kubernetes-validate package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=.dev
+mkdir -p "$DEV/cache"
+[ -x "$DEV/venv/bin/pip" ] || python3 -m venv "$DEV/venv"
+PY="$DEV/venv/bin"
+"$PY/pip" install -q --disable-pip-version-check "kubernetes-validate==1.37.0" "check-jsonschema==0.39.0"
+if [ ! -f "$DEV/cache/compose_spec.json" ]; then
+  "$PY/pip" download -q --disable-pip-version-check --no-deps "docker-compose==1.29.2" -d "$DEV/cache"
+  "$PY/python" - "$DEV/cache" <<'PY'
+import glob, sys, zipfile
+d = sys.argv[1]
+whl = glob.glob(f"{d}/docker_compose-1.29.2-*.whl")[0]
+open(f"{d}/compose_spec.json", "wb").write(zipfile.ZipFile(whl).read("compose/config/compose_spec.json"))
+PY
+fi
+echo "[validate] docker-compose.yml"
+"$PY/check-jsonschema" --schemafile "$DEV/cache/compose_spec.json" docker-compose.yml
+
+if ! command -v kubectl >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null
+fi
+for overlay in deploy/k8s/overlays/*/; do
+  name=$(basename "$overlay")
+  out="$DEV/cache/k8s-$name.yaml"
+  kubectl kustomize "$overlay" >"$out" 2>/dev/null
+  kinds=$(grep -c '^kind:' "$out")
+  echo "[validate] k8s overlay $name: $kinds objects"
+  # ScaledObject (KEDA) has no schema in the Kubernetes set; everything else is strict.
+  "$PY/kubernetes-validate" --strict --quiet --no-warn -k 1.30 "$out"
+done
+echo "[validate] deployment files valid"
