@@ -165,6 +165,7 @@ async fn main() {
     let url = format!("http://{}{}", app.local_addr().unwrap(), ingress::WEBHOOK_PATH);
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
