@@ -70,6 +70,11 @@ if [ -z "$have" ]; then
   ln -sf "$DEV/venv/bin/nats-server" "$DEV/bin/nats-server"
 fi
 ln -sf "$(command -v redis-server)" "$DEV/bin/redis-server"
+
+# 5. Headless Chromium and chromedriver for the approval console's browser test.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  apt_install chromium chromium-driver
+fi
 say "nats-server: $("$DEV/bin/nats-server" --version 2>&1)"
 say "redis-server: $("$DEV/bin/redis-server" --version | cut -d' ' -f3)"
 say "cargo: $(cargo --version)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Brings zengate up locally on embedded defaults and shows it working.
 #
-#   scripts/up.sh            run until Ctrl-C
-#   scripts/up.sh --check    bring up, verify the demo flow, stop (used by the test suite)
+#   scripts/up.sh                 run until Ctrl-C (one process per service)
+#   scripts/up.sh --check         bring up, verify the demo flow, stop (used by the test suite)
+#   scripts/up.sh --one-process   the same stack hosted in a single process (zengate-stack)
 #
 # Reuses a NATS (JetStream, >= 2.10) on 127.0.0.1:4222 and a Redis on 127.0.0.1:6379
 # when they already listen; otherwise starts private ones with data under .dev/data.
@@ -10,7 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CHECK=""
-[ "${1:-}" = "--check" ] && CHECK=1
+ONE=""
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK=1 ;;
+    --one-process) ONE=1 ;;
+    *) echo "usage: scripts/up.sh [--check] [--one-process]" >&2; exit 2 ;;
+  esac
+done
 
 scripts/setup.sh
 export PATH="$ROOT/.dev/bin:$HOME/.cargo/bin:$PATH"
@@ -42,7 +50,7 @@ wait_http() { # url what
 
 # --- build -----------------------------------------------------------------
 say "building (first build takes a few minutes)"
-cargo build --quiet -p ingress -p zengate-cli
+cargo build --quiet -p ingress -p auth -p approval -p agent-worker -p zendesk-sim -p zengate-cli -p zengate-stack
 BIN="$ROOT/target/debug"
 
 # --- NATS --------------------------------------------------------------------
@@ -83,30 +91,79 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export LOG_FORMAT=pretty RUST_LOG="${RUST_LOG:-info}"
 export ZENDESK_ACCOUNT_ID=42
 export ZENDESK_WEBHOOK_SIGNING_SECRET="local-dev-signing-secret"
+export ZENDESK_WEBHOOK_ID=01SIMWEBHOOK
+export ZENDESK_SUBDOMAIN=zengate-local ZENDESK_EMAIL=agent@zengate.local ZENDESK_API_TOKEN=local-dev-api-token
+export ZENDESK_JWT_SHARED_SECRET="local-dev-jwt-shared-secret"
+APPROVER_TOKEN="zengate-demo-approver-token"
+export APPROVER_TOKENS="demo:$APPROVER_TOKEN"
+export APPROVAL_RESUME_SECRET="local-dev-resume-secret"
 pick() { if port_open "$1"; then free_port; else echo "$1"; fi; }
-INGRESS_PORT=$(pick 8080)
-export INGRESS_ADDR="127.0.0.1:$INGRESS_PORT"
-"$BIN/ingress" >"$LOGS/ingress.log" 2>&1 &
-PIDS+=($!)
+export INGRESS_ADDR="127.0.0.1:$(pick 8080)"
+export AUTH_ADDR="127.0.0.1:$(pick 8081)"
+export APPROVAL_ADDR="127.0.0.1:$(pick 8082)"
+export APPROVAL_PUBLIC_URL="http://$APPROVAL_ADDR"
+export AUTH_ALLOWED_ORIGINS="http://$AUTH_ADDR"
+WORKER1="127.0.0.1:$(pick 8083)"
+WORKER2="127.0.0.1:$(pick 8084)"
+export ZENDESK_SIM_ADDR="127.0.0.1:$(pick 8090)"
+export ZENDESK_API_BASE_URL="http://$ZENDESK_SIM_ADDR"
+export ZENDESK_SIM_WEBHOOK_URL="http://$INGRESS_ADDR/channels/zendesk/webhook"
+export WORKER_ADDR="$WORKER1"
+
+if [ -n "$ONE" ]; then
+  say "starting the whole stack in one process"
+  args=(); [ -n "$CHECK" ] && args+=(--check)
+  "$BIN/zengate-stack" "${args[@]}"
+  exit $?
+fi
+
+start() { # name command...
+  local name=$1; shift
+  "$@" >"$LOGS/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+start ingress "$BIN/ingress"
+start auth "$BIN/auth"
+start approval "$BIN/approval"
+start zendesk-sim "$BIN/zendesk-sim"
 wait_http "http://$INGRESS_ADDR/readyz" ingress
-say "ingress ready on http://$INGRESS_ADDR"
+WORKER_ADDR="$WORKER1" start agent-worker-1 "$BIN/agent-worker"
+WORKER_ADDR="$WORKER2" start agent-worker-2 "$BIN/agent-worker"
+for hp in "$AUTH_ADDR auth" "$APPROVAL_ADDR approval" "$WORKER1 agent-worker-1" "$WORKER2 agent-worker-2"; do
+  set -- $hp; wait_http "http://$1/readyz" "$2"
+done
+wait_http "http://$ZENDESK_SIM_ADDR/__sim/requests" zendesk-sim
+say "all services ready"
 
 # --- demo ----------------------------------------------------------------------
 WEBHOOK="http://$INGRESS_ADDR/channels/zendesk/webhook"
-say "posting a signed ticket.created event"
-DEMO_ID="demo-$(date +%s)-$$"
-sed "s/demo-ticket-created-1/$DEMO_ID/" deploy/samples/ticket-created.json >"$DEV/demo-event.json"
-"$BIN/zengate" sign-event --url "$WEBHOOK" "$DEV/demo-event.json"
+say "seeding a demo visitor for the auth service"
+USER_TOKEN=$("$BIN/zengate" users add --name "Demo Visitor" --email visitor@example.com | tail -n1)
+say "an end user opens a ticket in the Zendesk simulator (a signed ticket.created follows)"
+TICKET=$(curl -fsS -X POST "http://$ZENDESK_SIM_ADDR/__sim/tickets" -H 'content-type: application/json' \
+  -d '{"subject":"My printer is on fire","body":"Smoke everywhere, please help!","requester_name":"Dana Customer","requester_email":"dana@example.com"}')
+TICKET_ID=$(echo "$TICKET" | sed -n 's/.*"id":"\{0,1\}\([0-9]*\).*/\1/p' | head -1)
+say "ticket $TICKET_ID created; waiting for the worker's proposal to reach the approval console"
+PENDING=""
+for _ in $(seq 1 300); do
+  PENDING=$(curl -fsS -H "Authorization: Bearer $APPROVER_TOKEN" "http://$APPROVAL_ADDR/v1/approvals?state=pending" 2>/dev/null || true)
+  echo "$PENDING" | grep -q "$TICKET_ID" && break
+  PENDING=""; sleep 0.2
+done
+[ -n "$PENDING" ] || { say "no pending approval appeared; see $LOGS"; exit 1; }
+say "pending approval for ticket $TICKET_ID is waiting in the console"
 say "last events on ZENDESK_EVENTS (sequence, subject, Nats-Msg-Id):"
-"$BIN/zengate" events last --count 3 | tee "$LOGS/demo-events.txt"
-grep -q "zendesk.42.ticket.9007199254740993.created.*42:$DEMO_ID" "$LOGS/demo-events.txt"
+"$BIN/zengate" events last --count 3
 
 cat <<INFO
 
-  Webhook URL : $WEBHOOK
-  Sign & send : target/debug/zengate sign-event --url $WEBHOOK deploy/samples/ticket-created.json
-  Print curl  : target/debug/zengate sign-event --curl --url $WEBHOOK deploy/samples/ticket-created.json
-  Events      : target/debug/zengate events last
+  Console     : http://$APPROVAL_ADDR/     approver token: $APPROVER_TOKEN
+  Pending     : curl -s -H 'Authorization: Bearer $APPROVER_TOKEN' 'http://$APPROVAL_ADDR/v1/approvals?state=pending'
+  Chat JWT    : curl -s -H 'Authorization: Bearer $USER_TOKEN' http://$AUTH_ADDR/webhook/chat-token
+  Widget JWT  : curl -s -X POST 'http://$AUTH_ADDR/webhook/zendesk-jwt?user_token=$USER_TOKEN'
+  Demo page   : http://$AUTH_ADDR/demo
+  Webhook     : target/debug/zengate sign-event --url $WEBHOOK deploy/samples/ticket-created.json
+  Simulator   : http://$ZENDESK_SIM_ADDR  (POST /__sim/tickets, /__sim/tickets/{id}/comments)
   Logs        : $LOGS/
 INFO
 

@@ -1,3 +1,19 @@
-//! Holds proposed Zendesk writes until a human approves them
+//! `approval`: reads the environment, serves until SIGTERM.
 
-fn main() {}
+use anyhow::Context as _;
+use approval::{ApprovalConfig, Application};
+use zengate_runtime::{Env, Shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    let _telemetry = telemetry::init("approval", &env)?;
+    let config = ApprovalConfig::from_env(&env)?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let app = Application::build(config)
+        .await
+        .context("approval failed to start")?;
+    app.run(shutdown).await?;
+    Ok(())
+}

@@ -1,1 +1,29 @@
-//! Issues HS256 JWTs for Zendesk widget and messaging visitors
+//! The auth service: HS256 JWTs that let visitors start authenticated Zendesk
+//! Web Widget (Classic, incl. Chat) and Messaging sessions.
+//!
+//! A token is issued only to a user whose `user_token` is known (Redis or the
+//! operator's own directory), every issuance is audited on the bus without the
+//! token, and signing secrets rotate without a restart.
+
+pub mod app;
+pub mod audit;
+pub mod client_ip;
+pub mod config;
+pub mod http;
+pub mod issue;
+pub mod jwt;
+pub mod keys;
+pub mod metrics;
+pub mod users;
+
+pub use app::{Application, AuthError, run};
+pub use config::AuthConfig;
+
+/// The JWT URL configured in Zendesk (DESIGN.md).
+pub const ZENDESK_JWT_PATH: &str = "/webhook/zendesk-jwt";
+/// A front end fetching its own widget/chat token (Bearer user_token).
+pub const CHAT_TOKEN_PATH: &str = "/webhook/chat-token";
+/// Messaging token, user_token as query parameter.
+pub const MESSAGING_JWT_PATH: &str = "/webhook/messaging-jwt";
+/// Messaging token, Bearer user_token.
+pub const MESSAGING_TOKEN_PATH: &str = "/webhook/messaging-token";

@@ -1,3 +1,19 @@
-//! Issues HS256 JWTs for Zendesk widget and messaging visitors
+//! `auth`: reads the environment, serves until SIGTERM; SIGHUP reloads secrets.
 
-fn main() {}
+use anyhow::Context as _;
+use auth::{Application, AuthConfig};
+use zengate_runtime::{Env, Shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::process();
+    let _telemetry = telemetry::init("auth", &env)?;
+    let config = AuthConfig::from_env(&env)?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let app = Application::build(config)
+        .await
+        .context("auth failed to start")?;
+    app.run(shutdown).await?;
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! `zengate`: operator commands for a running zengate.
 
+mod dlq;
 mod events;
 mod sign;
+mod users;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,11 @@ enum Command {
     /// Read provider events from the ZENDESK_EVENTS stream.
     #[command(subcommand)]
     Events(events::Events),
+    /// Inspect and replay dead letters (zengate.dlq.>).
+    #[command(subcommand)]
+    Dlq(dlq::Dlq),
+    /// Manage the user_tokens the auth service issues JWTs for.
+    Users(users::Users),
 }
 
 #[tokio::main]
@@ -26,5 +33,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::SignEvent(cmd) => cmd.run().await,
         Command::Events(cmd) => cmd.run().await,
+        Command::Dlq(cmd) => cmd.run().await,
+        Command::Users(cmd) => cmd.run().await,
     }
 }

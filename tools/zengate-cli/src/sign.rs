@@ -63,6 +63,8 @@ impl SignEvent {
             println!("{line}");
             return Ok(());
         }
+        // reqwest is built without a default TLS provider; install ring's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let mut req = client.post(&self.url).body(body);
         for (k, v) in &headers {

@@ -1,0 +1,245 @@
+//! Application wiring: one `WorkerState`, the health/metrics router, the
+//! partition and executor loops, `Application::build` for `main` and tests,
+//! and `run(config, listener, shutdown)`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
+use zendesk_client::{ClientError, ZendeskClient};
+use zengate_core::events::ZENGATE_STREAM;
+use zengate_runtime::Shutdown;
+use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::health::{self, Checks};
+use zengate_runtime::redis_store::{RedisStore, StoreError};
+
+use crate::config::WorkerConfig;
+use crate::drafter::SharedDrafter;
+use crate::metrics::WorkerMetrics;
+use crate::records::Records;
+use crate::rules::{RulesDrafter, RulesError};
+use crate::topology::{self, TopologyError};
+use crate::{executor, partition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error("invalid Zendesk client configuration: {0}")]
+    Client(#[from] ClientError),
+    #[error("cannot serve HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a handler needs.
+pub struct WorkerState {
+    pub config: WorkerConfig,
+    pub js: jetstream::Context,
+    pub client: ZendeskClient,
+    pub drafter: SharedDrafter,
+    pub records: Records,
+    pub metrics: WorkerMetrics,
+    api_user: OnceCell<u64>,
+}
+
+impl std::fmt::Debug for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerState")
+            .field("config", &self.config)
+            .field("client", &self.client)
+            .field("drafter", &self.drafter.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerState {
+    /// The API user's id (loop prevention), fetched once and then cached; a
+    /// failed lookup is retried by the next event that needs it.
+    pub async fn api_user_id(&self) -> Result<u64, ClientError> {
+        self.api_user
+            .get_or_try_init(|| async { self.client.me().await.map(|u| u.id) })
+            .await
+            .copied()
+    }
+}
+
+/// A built worker, bound to its listener, not yet consuming.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    client: async_nats::Client,
+    state: Arc<WorkerState>,
+    partitions: Vec<PullConsumer>,
+    executor: Option<PullConsumer>,
+}
+
+impl Application {
+    /// Builds with the rules drafter (`WORKER_RULES_FILE` or the built-in set).
+    pub async fn build(config: WorkerConfig) -> Result<Self, WorkerError> {
+        let drafter: SharedDrafter = match &config.rules_file {
+            Some(path) => Arc::new(RulesDrafter::from_file(path)?),
+            None => Arc::new(RulesDrafter::builtin()?),
+        };
+        Self::build_with_drafter(config, drafter).await
+    }
+
+    /// Connects, provisions streams and consumers, binds `config.addr`.
+    pub async fn build_with_drafter(
+        config: WorkerConfig,
+        drafter: SharedDrafter,
+    ) -> Result<Self, WorkerError> {
+        let listener = TcpListener::bind(config.addr).await?;
+        Self::with_listener(config, drafter, listener).await
+    }
+
+    pub async fn with_listener(
+        config: WorkerConfig,
+        drafter: SharedDrafter,
+        listener: TcpListener,
+    ) -> Result<Self, WorkerError> {
+        let client = ZendeskClient::new(config.zendesk.clone())?;
+        let nats = bus::connect(&config.nats_url, "zengate-agent-worker").await?;
+        let js = bus::jetstream(nats.clone(), config.nats_timeout);
+        topology::ensure_base_streams(&js).await?;
+        // One extra server-side delivery: a replica dying during the last
+        // attempt still leads to a dead letter (see partition.rs).
+        let server_max_deliver = i64::from(config.max_deliver) + 1;
+        let mut streams = vec![ZENGATE_STREAM.to_owned()];
+        let mut partitions = Vec::new();
+        if config.role.drafts() {
+            let work =
+                topology::ensure_work_stream(&js, &config.filter_subjects, config.partitions)
+                    .await?;
+            partitions = topology::ensure_partition_consumers(
+                &work,
+                config.partitions,
+                config.ack_wait,
+                server_max_deliver,
+            )
+            .await?;
+            streams.push(topology::WORK_STREAM.to_owned());
+        }
+        let executor = if config.role.executes() {
+            Some(
+                topology::ensure_executor_consumer(&js, config.ack_wait, server_max_deliver)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+
+        let mut registry = Registry::default();
+        let metrics = WorkerMetrics::register(&mut registry);
+        let checks = Checks {
+            nats: Some(nats.clone()),
+            js: Some(js.clone()),
+            streams,
+            redis: Some(redis.clone()),
+            redis_required: true,
+            ..Checks::default()
+        };
+        let router = Router::new().merge(health::routes(checks, Arc::new(registry)));
+        let state = Arc::new(WorkerState {
+            records: Records::new(redis, config.record_ttl),
+            config,
+            js,
+            client,
+            drafter,
+            metrics,
+            api_user: OnceCell::new(),
+        });
+        Ok(Self {
+            listener,
+            router,
+            client: nats,
+            state,
+            partitions,
+            executor,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> Arc<WorkerState> {
+        self.state.clone()
+    }
+
+    /// Consumes until `shutdown`; then stops pulling, lets in-flight messages
+    /// finish and settle, flushes NATS and stops serving health.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), WorkerError> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(
+            %addr,
+            partitions = self.partitions.len(),
+            executor = self.executor.is_some(),
+            drafter = self.state.drafter.name(),
+            "agent worker running"
+        );
+        let mut loops = JoinSet::new();
+        for consumer in self.partitions {
+            loops.spawn(partition::run(
+                self.state.clone(),
+                consumer,
+                shutdown.clone(),
+            ));
+        }
+        if let Some(consumer) = self.executor {
+            for _ in 0..self.state.config.executor_concurrency {
+                loops.spawn(executor::run(
+                    self.state.clone(),
+                    consumer.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
+        let http_stop = Shutdown::new();
+        let wait = http_stop.clone();
+        let http = tokio::spawn(
+            axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(async move { wait.wait().await })
+                .into_future(),
+        );
+        shutdown.wait().await;
+        tracing::info!("draining in-flight messages");
+        while loops.join_next().await.is_some() {}
+        let _ = self.client.flush().await;
+        http_stop.trigger();
+        match http.await {
+            Ok(r) => r?,
+            Err(e) => tracing::warn!(error = %e, "health server task failed"),
+        }
+        tracing::info!("agent worker stopped");
+        Ok(())
+    }
+}
+
+/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
+pub async fn run(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), WorkerError> {
+    let drafter: SharedDrafter = match &config.rules_file {
+        Some(path) => Arc::new(RulesDrafter::from_file(path)?),
+        None => Arc::new(RulesDrafter::builtin()?),
+    };
+    Application::with_listener(config, drafter, listener)
+        .await?
+        .run(shutdown)
+        .await
+}

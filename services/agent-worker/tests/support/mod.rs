@@ -1,0 +1,417 @@
+//! Shared set-up for worker tests: private NATS + Redis, the Zendesk
+//! simulator, workers on port 0, events published straight into
+//! `ZENDESK_EVENTS`, and a drafter that records what it saw.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_worker::drafter::{Draft, DraftError, Drafter, Proposal, TicketContext};
+use agent_worker::{Application, Role, SharedDrafter, WorkerConfig};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use zendesk_client::{ClientConfig, Credentials, ZendeskClient};
+use zendesk_sim::{SimConfig, SimHandle, Simulator};
+use zengate_core::Secret;
+use zengate_core::events::{FieldChanges, ZENDESK_STREAM, ZENGATE_STREAM};
+use zengate_runtime::Shutdown;
+use zengate_runtime::bus;
+use zengate_testkit::{NatsServer, RedisServer, eventually};
+
+pub const ACCOUNT: u64 = 42;
+pub const EMAIL: &str = "bot@example.com";
+pub const TOKEN: &str = "sim-api-token";
+
+/// NATS, Redis and the simulator for one test.
+pub struct Harness {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub sim: SimHandle,
+    pub js: jetstream::Context,
+    pub zendesk: ZendeskClient,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        telemetry();
+        let nats = NatsServer::start().await;
+        let redis = RedisServer::start().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::start(SimConfig::new(EMAIL, TOKEN, ACCOUNT), listener)
+            .await
+            .unwrap();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = jetstream::new(client);
+        bus::ensure_stream(&js, bus::zendesk_stream_config(&Default::default()))
+            .await
+            .unwrap();
+        bus::ensure_stream(&js, bus::zengate_stream_config())
+            .await
+            .unwrap();
+        let zendesk = ZendeskClient::new(client_config(&sim)).unwrap();
+        Self {
+            nats,
+            redis,
+            sim,
+            js,
+            zendesk,
+        }
+    }
+
+    /// Worker settings for this harness: fast retries, short fetch waits.
+    pub fn config(&self) -> WorkerConfig {
+        WorkerConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            nats_url: self.nats.url(),
+            redis_url: self.redis.url(),
+            account_id: ACCOUNT,
+            zendesk: client_config(&self.sim),
+            partitions: 16,
+            filter_subjects: vec!["zendesk.*.ticket.*.*".to_owned()],
+            ack_wait: Duration::from_secs(10),
+            max_deliver: 3,
+            retry_backoff: Duration::from_millis(50),
+            retry_backoff_max: Duration::from_millis(200),
+            fetch_wait: Duration::from_millis(500),
+            rules_file: None,
+            role: Role::All,
+            skip_staff_comments: true,
+            comments_limit: 10,
+            record_ttl: Duration::from_secs(3600),
+            executor_concurrency: 2,
+            redis_timeout: Duration::from_millis(500),
+            nats_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn ticket(&self, subject: &str) -> u64 {
+        self.sim
+            .create_enduser_ticket(
+                subject,
+                "My printer is on fire",
+                "Ada Lovelace",
+                "ada@example.com",
+            )
+            .id
+    }
+
+    /// Publishes a provider event as the ingress would (subject, Nats-Msg-Id).
+    pub async fn publish_event(&self, body: Vec<u8>) {
+        let env = zengate_core::Envelope::parse(&body).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", env.msg_id().as_str());
+        self.js
+            .publish_with_headers(env.nats_subject(), headers, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Every message on `stream` whose subject matches `filter`.
+    pub async fn read_all(&self, stream: &str, filter: &str) -> Vec<jetstream::Message> {
+        read_all(&self.js, stream, filter).await
+    }
+
+    pub async fn proposals(&self) -> Vec<zengate_core::events::ApprovalRequested> {
+        self.read_all(ZENGATE_STREAM, "zengate.approval.requested.>")
+            .await
+            .iter()
+            .map(|m| serde_json::from_slice(&m.payload).unwrap())
+            .collect()
+    }
+
+    pub async fn count(&self, stream: &str, filter: &str) -> usize {
+        self.read_all(stream, filter).await.len()
+    }
+
+    /// Waits until `filter` holds at least `n` messages on ZENGATE.
+    pub async fn wait_for(&self, filter: &str, n: usize, deadline: Duration) {
+        eventually(&format!("{n} messages on {filter}"), deadline, || async {
+            (self.count(ZENGATE_STREAM, filter).await >= n).then_some(())
+        })
+        .await;
+    }
+
+    pub async fn work_stream_empty(&self) -> bool {
+        let mut s = self.js.get_stream("ZENGATE_WORK").await.unwrap();
+        s.info().await.unwrap().state.messages == 0
+    }
+
+    pub async fn source_events(&self) -> u64 {
+        let mut s = self.js.get_stream(ZENDESK_STREAM).await.unwrap();
+        s.info().await.unwrap().state.messages
+    }
+}
+
+pub async fn read_all(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Vec<jetstream::Message> {
+    let stream = js.get_stream(stream).await.unwrap();
+    let mut c: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: filter.to_owned(),
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut remaining = c.info().await.unwrap().num_pending;
+    let mut out = Vec::new();
+    while remaining > 0 {
+        let mut batch = c
+            .fetch()
+            .max_messages(remaining.min(1000) as usize)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .unwrap();
+        let before = out.len();
+        while let Some(m) = batch.next().await {
+            let m = m.unwrap();
+            remaining = m.info().unwrap().pending;
+            out.push(m);
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    out
+}
+
+pub fn client_config(sim: &SimHandle) -> ClientConfig {
+    let mut c = ClientConfig::new(
+        "acme",
+        Credentials::ApiToken {
+            email: EMAIL.to_owned(),
+            token: Secret::new(TOKEN),
+        },
+    );
+    c.base_url_override = Some(sim.base_url());
+    c.timeout = Duration::from_secs(5);
+    c.max_backoff = Duration::from_secs(2);
+    c
+}
+
+/// A Zendesk envelope for `ticket`; `comment` = (author id, is_staff, body).
+pub fn ticket_event(
+    event_id: &str,
+    ticket: u64,
+    action: &str,
+    comment: Option<(u64, bool, &str)>,
+) -> Vec<u8> {
+    let event = match comment {
+        Some((author, staff, body)) => format!(
+            r#"{{"comment":{{"id":"{}","body":{},"is_public":true,"author":{{"id":"{author}","is_staff":{staff},"name":"Ada Lovelace"}}}}}}"#,
+            fastrand_id(),
+            serde_json::to_string(body).unwrap()
+        ),
+        None => "{}".to_owned(),
+    };
+    format!(
+        r#"{{"account_id":{ACCOUNT},"id":"{event_id}","type":"zen:event-type:ticket.{action}","subject":"zen:ticket:{ticket}","time":"2025-01-08T10:12:07.672717030Z","zendesk_event_version":"2022-11-06","detail":{{"id":"{ticket}","subject":"Printer on fire"}},"event":{event}}}"#
+    )
+    .into_bytes()
+}
+
+fn fastrand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1000);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A running worker instance.
+pub struct Worker {
+    pub shutdown: Shutdown,
+    pub join: tokio::task::JoinHandle<()>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Worker {
+    pub async fn start(config: WorkerConfig, drafter: SharedDrafter) -> Self {
+        let app = Application::build_with_drafter(config, drafter)
+            .await
+            .expect("worker builds");
+        let addr = app.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let s = shutdown.clone();
+        let join = tokio::spawn(async move {
+            app.run(s).await.expect("worker runs");
+        });
+        Self {
+            shutdown,
+            join,
+            addr,
+        }
+    }
+
+    /// Graceful stop: drains and returns.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
+    }
+
+    /// Like a crash: in-flight messages are neither acked nor nak'ed.
+    pub fn kill(self) {
+        self.join.abort();
+    }
+
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+/// What the recording drafter saw.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// Per ticket: event ids in the order their handling started.
+    pub order: HashMap<u64, Vec<String>>,
+    /// Tickets being drafted right now.
+    pub in_flight: HashSet<u64>,
+    /// Violations of "one event per ticket at a time".
+    pub overlaps: Vec<String>,
+    pub calls: usize,
+}
+
+/// Decides per event id whether the drafter fails.
+pub type FailRule = Box<dyn Fn(&str) -> Option<DraftError> + Send + Sync>;
+
+/// Records every call, checks that no ticket is drafted twice at once, and
+/// proposes an internal note. `fail` decides per event id whether to fail.
+pub struct RecordingDrafter {
+    pub journal: Arc<Mutex<Journal>>,
+    pub delay: Duration,
+    pub fail: FailRule,
+}
+
+impl RecordingDrafter {
+    pub fn new(delay: Duration) -> (Arc<Self>, Arc<Mutex<Journal>>) {
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        (
+            Arc::new(Self {
+                journal: journal.clone(),
+                delay,
+                fail: Box::new(|_| None),
+            }),
+            journal,
+        )
+    }
+
+    pub fn failing(
+        fail: impl Fn(&str) -> Option<DraftError> + Send + Sync + 'static,
+    ) -> (Arc<Self>, Arc<Mutex<Journal>>) {
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        (
+            Arc::new(Self {
+                journal: journal.clone(),
+                delay: Duration::ZERO,
+                fail: Box::new(fail),
+            }),
+            journal,
+        )
+    }
+}
+
+impl Drafter for RecordingDrafter {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    fn draft<'a>(
+        &'a self,
+        ctx: &'a TicketContext,
+    ) -> BoxFuture<'a, Result<Option<Proposal>, DraftError>> {
+        Box::pin(async move {
+            let ticket = ctx.ticket.id;
+            let event = ctx.event.event_id.clone();
+            {
+                let mut j = self.journal.lock().unwrap();
+                j.calls += 1;
+                if !j.in_flight.insert(ticket) {
+                    j.overlaps.push(format!("{ticket}: {event}"));
+                }
+                j.order.entry(ticket).or_default().push(event.clone());
+            }
+            // Removed on drop too, so a worker aborted mid-draft (a crash)
+            // does not leave the ticket marked busy.
+            let _busy = Busy {
+                journal: self.journal.clone(),
+                ticket,
+            };
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            if let Some(e) = (self.fail)(&event) {
+                return Err(e);
+            }
+            Ok(Some(Proposal {
+                draft: Draft::InternalNote {
+                    body: format!("seen {event}"),
+                    fields: FieldChanges::default(),
+                },
+                reasons: vec!["test".to_owned()],
+            }))
+        })
+    }
+}
+
+struct Busy {
+    journal: Arc<Mutex<Journal>>,
+    ticket: u64,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut j) = self.journal.lock() {
+            j.in_flight.remove(&self.ticket);
+        }
+    }
+}
+
+/// Checks that each ticket's events started in publish order (`t<k>-<n>`
+/// ids, `n` increasing); a redelivery may repeat the latest id.
+pub fn assert_ordered(journal: &Journal) {
+    for (ticket, ids) in &journal.order {
+        let mut last: Option<u64> = None;
+        for id in ids {
+            let n: u64 = id.rsplit('-').next().unwrap().parse().unwrap();
+            if let Some(prev) = last {
+                assert!(
+                    n == prev || n == prev + 1,
+                    "ticket {ticket}: {id} after #{prev} in {ids:?}"
+                );
+            }
+            last = Some(n);
+        }
+    }
+}
+
+/// The same telemetry set-up as the binary, once per process.
+fn telemetry() {
+    static GUARD: std::sync::OnceLock<Option<zengate_runtime::telemetry::TelemetryGuard>> =
+        std::sync::OnceLock::new();
+    GUARD.get_or_init(|| {
+        let env =
+            zengate_runtime::Env::from_pairs([("RUST_LOG", "warn"), ("LOG_FORMAT", "pretty")]);
+        zengate_runtime::telemetry::init("agent-worker-test", &env).ok()
+    });
+}

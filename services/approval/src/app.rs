@@ -1,0 +1,230 @@
+//! Application wiring: one `AppState`, the router, background tasks (KV
+//! watch, consumers, sweeper), `Application::build` for `main` and tests, and
+//! `run(config, listener, shutdown)`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use zengate_core::Secret;
+use zengate_core::events::ZENGATE_STREAM;
+use zengate_runtime::Shutdown;
+use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::health::{self, Checks};
+use zengate_runtime::redis_store::{RedisStore, StoreError as RedisError};
+
+use crate::auth::ApproverTokens;
+use crate::config::{ApprovalConfig, OnTimeout};
+use crate::metrics::{ApprovalMetrics, RouteLabel};
+use crate::publish::Publisher;
+use crate::store::{BUCKET, Store};
+use crate::visitor::VisitorVerifier;
+use crate::{api, console, intake, resume, sweeper, visitor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    #[error("cannot serve HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a request or a background task needs.
+#[derive(Debug)]
+pub struct AppState {
+    pub js: jetstream::Context,
+    pub store: Arc<Store>,
+    pub publisher: Publisher,
+    pub redis: Arc<RedisStore>,
+    pub metrics: ApprovalMetrics,
+    pub approvers: ApproverTokens,
+    pub visitor: VisitorVerifier,
+    pub resume_secret: Secret,
+    pub public_url: String,
+    pub account_id: u64,
+    pub timeout: Duration,
+    pub on_timeout: OnTimeout,
+    pub sweep_interval: Duration,
+    pub reconcile_after: Duration,
+    pub visitor_rate_limit: u64,
+    pub visitor_rate_window: Duration,
+    /// Cancelled when the service stops (ends SSE streams and tasks).
+    pub shutdown: Shutdown,
+}
+
+/// `approvals`: file storage, one revision kept per key is enough because
+/// the item carries its own history.
+pub fn bucket_config() -> kv::Config {
+    kv::Config {
+        bucket: BUCKET.to_owned(),
+        description: "Approval items: proposals held for a human decision".to_owned(),
+        history: 1,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// A built approval service, bound to its listener, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    client: async_nats::Client,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Connects to NATS, provisions `ZENGATE` and `approvals`, and binds
+    /// `config.addr` (port 0 picks a free port).
+    pub async fn build(config: ApprovalConfig) -> Result<Self, ApprovalError> {
+        let listener = TcpListener::bind(config.addr).await?;
+        Self::with_listener(config, listener).await
+    }
+
+    pub async fn with_listener(
+        config: ApprovalConfig,
+        listener: TcpListener,
+    ) -> Result<Self, ApprovalError> {
+        let client = bus::connect(&config.nats_url, "zengate-approval").await?;
+        let js = bus::jetstream(client.clone(), config.publish_timeout);
+        bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
+        let kv = bus::ensure_kv(&js, bucket_config()).await?;
+        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+
+        let mut registry = Registry::default();
+        let metrics = ApprovalMetrics::register(&mut registry);
+        let pending = metrics.pending.clone();
+        let store = Arc::new(Store::new(kv, move |c| {
+            pending.set(i64::try_from(c.pending).unwrap_or(i64::MAX));
+        }));
+        let state = Arc::new(AppState {
+            js: js.clone(),
+            store,
+            publisher: Publisher::new(js.clone(), config.publish_timeout),
+            redis: redis.clone(),
+            metrics,
+            approvers: config.approvers.clone(),
+            visitor: VisitorVerifier::new(&config.jwt_secret),
+            resume_secret: config.resume_secret.clone(),
+            public_url: config.public_url.clone(),
+            account_id: config.account_id,
+            timeout: config.timeout,
+            on_timeout: config.on_timeout,
+            sweep_interval: config.sweep_interval,
+            reconcile_after: config.reconcile_after,
+            visitor_rate_limit: config.visitor_rate_limit,
+            visitor_rate_window: config.visitor_rate_window,
+            shutdown: Shutdown::new(),
+        });
+        let checks = Checks {
+            nats: Some(client.clone()),
+            js: Some(js),
+            streams: vec![ZENGATE_STREAM.to_owned()],
+            buckets: vec![BUCKET.to_owned()],
+            redis: Some(redis),
+            redis_required: false,
+        };
+        let router = Router::new()
+            .route("/", get(console::page))
+            .route("/v1/approvals", get(api::list))
+            .route("/v1/approvals/{id}", get(api::get))
+            .route("/v1/approvals/{id}/approve", post(api::approve))
+            .route("/v1/approvals/{id}/reject", post(api::reject))
+            .route("/v1/events", get(api::events))
+            .route("/v1/ticket-requests", post(visitor::create))
+            .route(
+                "/webhook/resume/{id}",
+                get(resume::confirm).post(resume::resume),
+            )
+            .layer(DefaultBodyLimit::max(64 * 1024))
+            .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+            .with_state(state.clone())
+            .merge(health::routes(checks, Arc::new(registry)));
+        Ok(Self {
+            listener,
+            router,
+            client,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves and runs the background tasks until `shutdown`; then stops
+    /// fetching, lets in-flight messages finish (ack/nak), drains HTTP and
+    /// flushes NATS.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), ApprovalError> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "approval listening");
+        let app = self.state.clone();
+        let stop = app.shutdown.clone();
+        let tasks = vec![
+            tokio::spawn(app.store.clone().watch(stop.clone())),
+            tokio::spawn(intake::run_requests(app.clone(), stop.clone())),
+            tokio::spawn(intake::run_outcomes(app.clone(), stop.clone())),
+            tokio::spawn(sweeper::run(app.clone(), stop.clone())),
+        ];
+        let relay = {
+            let stop = stop.clone();
+            let outer = shutdown.clone();
+            tokio::spawn(async move {
+                outer.wait().await;
+                stop.trigger();
+            })
+        };
+        let wait = shutdown.clone();
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { wait.wait().await })
+            .await;
+        stop.trigger();
+        relay.abort();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = self.client.flush().await;
+        tracing::info!("approval stopped");
+        served?;
+        Ok(())
+    }
+}
+
+/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
+pub async fn run(
+    config: ApprovalConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), ApprovalError> {
+    Application::with_listener(config, listener)
+        .await?
+        .run(shutdown)
+        .await
+}
+
+async fn observe(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let res = next.run(req).await;
+    app.metrics
+        .api_seconds
+        .get_or_create(&RouteLabel {
+            route,
+            status: res.status().as_u16().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    res
+}

@@ -1,0 +1,348 @@
+//! The `approvals` KV bucket plus an in-memory index fed by a KV watch.
+//!
+//! The bucket is the source of truth and every state change is a
+//! compare-and-set on the entry's revision. The index (all items, ordered by
+//! state and age) answers list queries in O(log n + limit) without touching
+//! NATS, and feeds the console's live updates. It is rebuilt from the
+//! bucket on start and after a broken watch; stale revisions are ignored, so
+//! replaying history is harmless.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use zengate_runtime::Shutdown;
+
+use crate::item::{Item, State};
+
+pub const BUCKET: &str = "approvals";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("approvals bucket: {0}")]
+    Kv(String),
+    #[error("stored item {id} is unreadable: {source}")]
+    Corrupt {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode item: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Another writer changed the item since it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict;
+
+type Key = (Reverse<i128>, String);
+
+fn sort_key(item: &Item) -> Key {
+    (Reverse(item.created_at.unix_timestamp_nanos()), item.id.clone())
+}
+
+/// Opaque list cursor: the sort key of the last item returned.
+pub fn encode_cursor(item: &Item) -> String {
+    format!("{}-{}", item.created_at.unix_timestamp_nanos(), item.id)
+}
+
+fn decode_cursor(c: &str) -> Option<Key> {
+    let (n, id) = c.split_once('-')?;
+    Some((Reverse(n.parse().ok()?), id.to_owned()))
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    items: HashMap<String, (u64, Arc<Item>)>,
+    by_state: HashMap<State, BTreeSet<Key>>,
+    all: BTreeSet<Key>,
+}
+
+impl Index {
+    /// Applies a newer revision; returns false for a stale one.
+    fn apply(&mut self, revision: u64, item: Arc<Item>) -> bool {
+        if let Some((rev, old)) = self.items.get(&item.id) {
+            if *rev >= revision {
+                return false;
+            }
+            let key = sort_key(old);
+            if let Some(set) = self.by_state.get_mut(&old.state) {
+                set.remove(&key);
+            }
+            self.all.remove(&key);
+        }
+        let key = sort_key(&item);
+        self.by_state
+            .entry(item.state)
+            .or_default()
+            .insert(key.clone());
+        self.all.insert(key);
+        self.items.insert(item.id.clone(), (revision, item));
+        true
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some((_, old)) = self.items.remove(id) {
+            let key = sort_key(&old);
+            if let Some(set) = self.by_state.get_mut(&old.state) {
+                set.remove(&key);
+            }
+            self.all.remove(&key);
+        }
+    }
+}
+
+pub struct Store {
+    kv: kv::Store,
+    index: RwLock<Index>,
+    changes: broadcast::Sender<Arc<Item>>,
+    synced: AtomicBool,
+    on_change: Box<dyn Fn(&StoreCounts) + Send + Sync>,
+}
+
+/// Counts handed to the metrics hook after each change.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreCounts {
+    pub pending: usize,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("synced", &self.synced())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub fn new(kv: kv::Store, on_change: impl Fn(&StoreCounts) + Send + Sync + 'static) -> Self {
+        Self {
+            kv,
+            index: RwLock::new(Index::default()),
+            changes: broadcast::channel(1024).0,
+            synced: AtomicBool::new(false),
+            on_change: Box::new(on_change),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True once the watch has delivered the bucket's current contents.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Relaxed)
+    }
+
+    /// Live item changes (for SSE).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Item>> {
+        self.changes.subscribe()
+    }
+
+    fn note(&self, revision: u64, item: Item) {
+        let item = Arc::new(item);
+        let (applied, pending) = {
+            let mut index = self.write();
+            let applied = index.apply(revision, item.clone());
+            let pending = index.by_state.get(&State::Pending).map_or(0, BTreeSet::len);
+            (applied, pending)
+        };
+        if applied {
+            (self.on_change)(&StoreCounts { pending });
+            let _ = self.changes.send(item);
+        }
+    }
+
+    /// The authoritative item and its revision.
+    pub async fn get(&self, id: &str) -> Result<Option<(u64, Item)>, StoreError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let entry = self
+            .kv
+            .entry(id)
+            .await
+            .map_err(|e| StoreError::Kv(e.to_string()))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let item = Item::from_bytes(&e.value).map_err(|source| StoreError::Corrupt {
+                    id: id.to_owned(),
+                    source,
+                })?;
+                Ok(Some((e.revision, item)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Stores a new item; `Ok(None)` when the key already exists.
+    pub async fn create(&self, item: &Item) -> Result<Option<u64>, StoreError> {
+        let bytes = item.to_bytes()?;
+        match self.kv.create(&item.id, bytes).await {
+            Ok(rev) => {
+                self.note(rev, item.clone());
+                Ok(Some(rev))
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(StoreError::Kv(e.to_string())),
+        }
+    }
+
+    /// Compare-and-set on `revision`.
+    pub async fn cas(
+        &self,
+        revision: u64,
+        item: &Item,
+    ) -> Result<Result<u64, Conflict>, StoreError> {
+        let bytes: Bytes = item.to_bytes()?;
+        match self.kv.update(&item.id, bytes, revision).await {
+            Ok(rev) => {
+                self.note(rev, item.clone());
+                Ok(Ok(rev))
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Err(Conflict)),
+            Err(e) => Err(StoreError::Kv(e.to_string())),
+        }
+    }
+
+    /// Read-modify-CAS until it sticks; `change` returns `None` when there is
+    /// nothing to do. For bookkeeping updates that must not be lost to a race.
+    pub async fn modify(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&Item) -> Option<Item>,
+    ) -> Result<Option<Item>, StoreError> {
+        for _ in 0..20 {
+            let Some((rev, item)) = self.get(id).await? else {
+                return Ok(None);
+            };
+            let Some(next) = change(&item) else {
+                return Ok(None);
+            };
+            if self.cas(rev, &next).await?.is_ok() {
+                return Ok(Some(next));
+            }
+        }
+        Err(StoreError::Kv(format!("{id}: too many concurrent updates")))
+    }
+
+    /// Newest first, optionally one state, after `cursor`.
+    pub fn list(
+        &self,
+        state: Option<State>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> (Vec<Arc<Item>>, Option<String>) {
+        let index = self.read();
+        let empty = BTreeSet::new();
+        let set = match state {
+            Some(s) => index.by_state.get(&s).unwrap_or(&empty),
+            None => &index.all,
+        };
+        let start = cursor.and_then(decode_cursor);
+        let iter: Box<dyn Iterator<Item = &Key>> = match start {
+            Some(k) => Box::new(set.range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))),
+            None => Box::new(set.iter()),
+        };
+        let items: Vec<Arc<Item>> = iter
+            .take(limit + 1)
+            .filter_map(|(_, id)| index.items.get(id).map(|(_, i)| i.clone()))
+            .collect();
+        if items.len() > limit {
+            let page: Vec<Arc<Item>> = items.into_iter().take(limit).collect();
+            let next = page.last().map(|i| encode_cursor(i));
+            (page, next)
+        } else {
+            (items, None)
+        }
+    }
+
+    pub fn count(&self, state: State) -> usize {
+        self.read().by_state.get(&state).map_or(0, BTreeSet::len)
+    }
+
+    /// Pending items whose time is up.
+    pub fn due(&self, now: OffsetDateTime) -> Vec<String> {
+        let index = self.read();
+        index
+            .by_state
+            .get(&State::Pending)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| index.items.get(id))
+            .filter(|(_, i)| i.expires_at <= now)
+            .map(|(_, i)| i.id.clone())
+            .collect()
+    }
+
+    /// Decided items whose events are not confirmed on the bus since `before`.
+    pub fn unfinished(&self, before: OffsetDateTime) -> Vec<String> {
+        self.read()
+            .items
+            .values()
+            .filter(|(_, i)| match &i.decision {
+                Some(d) => d.at <= before && (!d.published || i.state == State::Approved),
+                None => false,
+            })
+            .map(|(_, i)| i.id.clone())
+            .collect()
+    }
+
+    /// Keeps the index in step with the bucket until shutdown.
+    pub async fn watch(self: Arc<Self>, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            match self.kv.watch_with_history(">").await {
+                Ok(mut watch) => loop {
+                    let next = tokio::select! {
+                        n = watch.next() => n,
+                        () = shutdown.wait() => return,
+                    };
+                    match next {
+                        Some(Ok(entry)) => self.on_entry(entry),
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "approvals watch failed; reopening");
+                            break;
+                        }
+                        None => break,
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot watch the approvals bucket"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = shutdown.wait() => return,
+            }
+        }
+    }
+
+    fn on_entry(&self, entry: kv::Entry) {
+        match entry.operation {
+            kv::Operation::Put => match Item::from_bytes(&entry.value) {
+                Ok(item) => self.note(entry.revision, item),
+                Err(e) => tracing::warn!(key = %entry.key, error = %e, "unreadable approval item"),
+            },
+            kv::Operation::Delete | kv::Operation::Purge => {
+                self.write().remove(&entry.key);
+            }
+        }
+        if entry.delta == 0 || entry.seen_current {
+            self.synced.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Approval ids are 32 lowercase hex characters; anything else is unknown.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

@@ -1,0 +1,53 @@
+//! Periodic work every `APPROVAL_SWEEP_INTERVAL`:
+//! - expiry: pending items past `expires_at` become `expired` (or
+//!   `escalated`). Every replica sweeps; the CAS makes each transition
+//!   single-winner, and only the winner publishes the `decided` event;
+//! - reconciliation: decided items whose `decided`/`released` events are not
+//!   confirmed on the bus (a publish failed after the CAS) are published
+//!   again with the same `Nats-Msg-Id`, so a repeat is dropped by JetStream.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use zengate_runtime::Shutdown;
+
+use crate::app::AppState;
+use crate::config::OnTimeout;
+use crate::decide;
+
+pub async fn run(app: Arc<AppState>, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(app.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.wait() => break,
+        }
+        sweep_once(&app).await;
+    }
+}
+
+/// One pass of expiry and reconciliation.
+pub async fn sweep_once(app: &AppState) {
+    let now = OffsetDateTime::now_utc();
+    let escalate = app.on_timeout == OnTimeout::Escalate;
+    for id in app.store.due(now) {
+        if let Err(e) = decide::time_out(app, &id, escalate).await {
+            tracing::warn!(approval_id = %id, error = %e, "expiry failed; next sweep retries");
+        }
+    }
+    let before = now - app.reconcile_after;
+    for id in app.store.unfinished(before) {
+        match app.store.get(&id).await {
+            Ok(Some((_, item))) => {
+                if decide::finish(app, &item).await.is_some() {
+                    app.metrics.republished.inc();
+                    tracing::info!(approval_id = %id, "reconciled unpublished decision");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(approval_id = %id, error = %e, "reconcile read failed"),
+        }
+    }
+    app.metrics.sweeps.inc();
+}

@@ -1,0 +1,275 @@
+//! The approver API against real NATS JetStream and Redis: authentication,
+//! intake, decisions (with edits), the compare-and-set race, outcomes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{
+    ALICE, BOB, Infra, Svc, decided_subject, released_subject, reply_request, unique_ticket,
+};
+use time::OffsetDateTime;
+use zengate_core::events::{ActionOutcome, V1, action_outcome_subject};
+use zengate_testkit::eventually;
+
+#[tokio::test]
+async fn approver_auth_is_required_and_names_the_approver() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let ticket = unique_ticket();
+    let req = reply_request(&ticket, "We are on it.");
+    infra.publish_request(&req).await;
+    let id = req.approval_id.clone();
+    svc.wait_item(&id, Some("pending")).await;
+
+    for path in ["/v1/approvals?state=pending".to_owned(), format!("/v1/approvals/{id}")] {
+        let res = svc.get(&path, None).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized");
+        let res = svc.get(&path, Some("not-a-token")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    // a malformed scheme is no token either
+    let res = svc
+        .http
+        .post(svc.url(&format!("/v1/approvals/{id}/approve")))
+        .header("authorization", format!("Basic {ALICE}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = svc
+        .post(&format!("/v1/approvals/{id}/reject"), Some("tok-alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // nothing was decided by the refused calls
+    assert_eq!(svc.item(&id).await.unwrap()["state"], "pending");
+
+    let res = svc
+        .post(&format!("/v1/approvals/{id}/reject"), Some(BOB))
+        .json(&json!({"reason": "wrong tone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let item: Value = res.json().await.unwrap();
+    assert_eq!(item["state"], "rejected");
+    assert_eq!(item["decision"]["by"], "bob");
+    let last = item["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["by"], "bob");
+    assert_eq!(last["what"], "rejected");
+    assert_eq!(last["reason"], "wrong tone");
+
+    infra.wait_count(&decided_subject(&ticket), 1).await;
+    let decided = infra.last(&decided_subject(&ticket)).await;
+    assert_eq!(decided["decision"], "rejected");
+    assert_eq!(decided["decided_by"], "bob");
+    assert_eq!(decided["reason"], "wrong tone");
+    // a rejection releases nothing
+    assert_eq!(infra.count(&released_subject(&ticket)).await, 0);
+}
+
+#[tokio::test]
+async fn same_request_published_twice_is_one_item() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let ticket = unique_ticket();
+    let req = reply_request(&ticket, "Hello");
+    infra.publish_request(&req).await;
+    infra.publish_request(&req).await;
+    let mut later = req.clone();
+    later.action = zengate_core::events::Action::Reply {
+        ticket_id: ticket.clone(),
+        body: "A different draft for the same event".into(),
+        fields: Default::default(),
+    };
+    infra.publish_request(&later).await;
+    eventually("three requests consumed", Duration::from_secs(10), || async {
+        let stored = svc.metric("zengate_approval_intake_total{outcome=\"stored\"}").await;
+        let dup = svc.metric("zengate_approval_intake_total{outcome=\"duplicate\"}").await;
+        (stored + dup >= 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(svc.metric("zengate_approval_intake_total{outcome=\"stored\"}").await, 1.0);
+    let res: Value = svc
+        .get("/v1/approvals?state=pending", Some(ALICE))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = res["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["request"]["action"]["body"], "Hello");
+    assert_eq!(items[0]["id"], req.approval_id.as_str());
+
+    // a request whose id does not match its source is refused (DLQ)
+    let mut forged = reply_request(&unique_ticket(), "x");
+    forged.approval_id = "0".repeat(32);
+    infra.publish_request(&forged).await;
+    infra.wait_count("zengate.dlq.>", 1).await;
+    assert!(svc.item(&forged.approval_id).await.is_none());
+}
+
+#[tokio::test]
+async fn edit_then_approve_releases_the_edited_action_once() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let ticket = unique_ticket();
+    let req = reply_request(&ticket, "Hello\nWe will look into it.\nBye");
+    infra.publish_request(&req).await;
+    let id = req.approval_id.clone();
+    svc.wait_item(&id, Some("pending")).await;
+    let item = svc.item(&id).await.unwrap();
+    assert!(item["links"]["approve"].as_str().unwrap().contains("decision=approve"));
+    assert!(item["expires_at"].is_string() && item["created_at"].is_string());
+
+    let res = svc
+        .post(&format!("/v1/approvals/{id}/approve"), Some(ALICE))
+        .json(&json!({"body": "Hello\nWe fixed it.\nBye", "reason": "more precise"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let item: Value = res.json().await.unwrap();
+    assert!(item["state"] == "released" || item["state"] == "approved", "{item}");
+    assert_eq!(item["decision"]["by"], "alice");
+
+    infra.wait_count(&released_subject(&ticket), 1).await;
+    let released = infra.last(&released_subject(&ticket)).await;
+    assert_eq!(released["approval_id"], id.as_str());
+    assert_eq!(released["approved_by"], "alice");
+    assert_eq!(released["action"]["type"], "reply");
+    assert_eq!(released["action"]["body"], "Hello\nWe fixed it.\nBye");
+    assert_eq!(released["action"]["ticket_id"], ticket.as_str());
+    let decided = infra.last(&decided_subject(&ticket)).await;
+    assert_eq!(decided["decision"], "approved");
+    assert_eq!(decided["reason"], "more precise");
+    let edits = decided["edits"].as_str().unwrap();
+    assert!(edits.contains("- We will look into it.") && edits.contains("+ We fixed it."), "{edits}");
+
+    // deciding again: 409, and still exactly one release
+    for verb in ["approve", "reject"] {
+        let res = svc
+            .post(&format!("/v1/approvals/{id}/{verb}"), Some(BOB))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 409, "{verb}");
+    }
+    svc.wait_item(&id, Some("released")).await;
+    assert_eq!(infra.count(&released_subject(&ticket)).await, 1);
+
+    // the worker's outcome completes the item
+    let outcome = ActionOutcome {
+        v: V1,
+        approval_id: id.clone(),
+        account_id: "42".into(),
+        ticket_id: Some(ticket.clone()),
+        action_type: "reply".into(),
+        applied: true,
+        error: None,
+        result_id: Some("991".into()),
+        at: OffsetDateTime::now_utc(),
+    };
+    infra
+        .js
+        .publish(
+            action_outcome_subject(true, "42", Some(&ticket)),
+            serde_json::to_vec(&outcome).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let item = svc.wait_item(&id, Some("applied")).await;
+    assert_eq!(item["outcome"]["result_id"], "991");
+    let whats: Vec<&str> = item["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(whats, ["proposed reply", "approved", "released", "applied"]);
+}
+
+#[tokio::test]
+async fn racing_approvers_one_wins() {
+    let infra = Infra::start().await;
+    let a = Svc::start(&infra).await;
+    let b = Svc::start(&infra).await;
+    for round in 0..5 {
+        let ticket = unique_ticket();
+        let req = reply_request(&ticket, &format!("draft {round}"));
+        infra.publish_request(&req).await;
+        let id = req.approval_id.clone();
+        a.wait_item(&id, Some("pending")).await;
+        let path = format!("/v1/approvals/{id}/approve");
+        let (r1, r2) = tokio::join!(
+            a.post(&path, Some(ALICE)).send(),
+            b.post(&path, Some(BOB)).send(),
+        );
+        let mut codes = [r1.unwrap().status().as_u16(), r2.unwrap().status().as_u16()];
+        codes.sort_unstable();
+        assert_eq!(codes, [200, 409], "round {round}");
+        infra.wait_count(&released_subject(&ticket), 1).await;
+        a.wait_item(&id, Some("released")).await;
+        assert_eq!(infra.count(&released_subject(&ticket)).await, 1);
+        assert_eq!(infra.count(&decided_subject(&ticket)).await, 1);
+    }
+    assert!(a.metric("zengate_approval_conflicts_total").await + b.metric("zengate_approval_conflicts_total").await >= 5.0);
+}
+
+#[tokio::test]
+async fn list_filters_orders_and_pages() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let req = reply_request(&unique_ticket(), &format!("n{i}"));
+        infra.publish_request(&req).await;
+        svc.wait_listed(&req.approval_id, "pending").await;
+        ids.push(req.approval_id.clone());
+    }
+    let res = svc
+        .post(&format!("/v1/approvals/{}/reject", ids[0]), Some(ALICE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    svc.wait_listed(&ids[0], "rejected").await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/v1/approvals?state=pending&limit=4".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let v: Value = svc.get(&path, Some(ALICE)).send().await.unwrap().json().await.unwrap();
+        for i in v["items"].as_array().unwrap() {
+            assert_eq!(i["state"], "pending");
+            seen.push(i["id"].as_str().unwrap().to_owned());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = ids[1..].to_vec();
+    expected.reverse(); // newest first
+    assert_eq!(seen, expected);
+    assert_eq!(svc.metric("zengate_approval_pending").await, 6.0);
+    let res = svc.get("/v1/approvals?state=bogus", Some(ALICE)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = svc.get(&format!("/v1/approvals/{}", "f".repeat(32)), Some(ALICE)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = svc.post(&format!("/v1/approvals/{}/approve", "f".repeat(32)), Some(ALICE)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}

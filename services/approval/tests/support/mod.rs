@@ -1,0 +1,313 @@
+//! Test harness for the approval service: private NATS + Redis, services on
+//! port 0 (several replicas can share one NATS), helpers to publish requests
+//! and inspect what reached the bus.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod webdriver;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use approval::auth::ApproverTokens;
+use approval::{ApprovalConfig, Application, OnTimeout};
+use async_nats::jetstream;
+use futures::TryStreamExt;
+use serde_json::Value;
+use time::OffsetDateTime;
+use zengate_core::Secret;
+use zengate_core::events::{
+    Action, ApprovalRequested, FieldChanges, ProposalContext, ProposalSource, V1,
+    approval_requested_subject,
+};
+use zengate_runtime::Shutdown;
+use zengate_testkit::{NatsServer, RedisServer, eventually};
+
+pub const ACCOUNT: u64 = 42;
+pub const ALICE: &str = "tok-alice-0123456789";
+pub const BOB: &str = "tok-bob-0123456789";
+pub const JWT_SECRET: &str = "visitor-jwt-shared-secret-for-tests";
+pub const RESUME_SECRET: &str = "resume-secret-for-tests-0123456789";
+
+pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
+    ApprovalConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        nats_url: nats_url.to_owned(),
+        redis_url: redis_url.to_owned(),
+        account_id: ACCOUNT,
+        jwt_secret: Secret::new(JWT_SECRET),
+        approvers: ApproverTokens::parse(&Secret::new(format!("alice:{ALICE},bob:{BOB}")))
+            .unwrap(),
+        resume_secret: Secret::new(RESUME_SECRET),
+        timeout: Duration::from_secs(3600),
+        on_timeout: OnTimeout::Expire,
+        sweep_interval: Duration::from_millis(200),
+        public_url: "http://127.0.0.1:8082".to_owned(),
+        visitor_rate_limit: 5,
+        visitor_rate_window: Duration::from_secs(600),
+        reconcile_after: Duration::from_secs(1),
+        publish_timeout: Duration::from_secs(3),
+        redis_timeout: Duration::from_millis(500),
+    }
+}
+
+/// Private NATS + Redis and a JetStream handle for the test itself.
+pub struct Infra {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub js: jetstream::Context,
+}
+
+impl Infra {
+    pub async fn start() -> Self {
+        telemetry();
+        let nats = NatsServer::start().await;
+        let redis = RedisServer::start().await;
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(nats.url())
+            .await
+            .unwrap();
+        Self {
+            nats,
+            redis,
+            js: jetstream::new(client),
+        }
+    }
+
+    pub fn config(&self) -> ApprovalConfig {
+        config(&self.nats.url(), &self.redis.url())
+    }
+
+    /// Publishes a request on `zengate.approval.requested.…`.
+    pub async fn publish_request(&self, req: &ApprovalRequested) {
+        let subject = approval_requested_subject(&req.account_id, req.action.ticket_id());
+        self.js
+            .publish(subject, serde_json::to_vec(req).unwrap().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Messages stored in `ZENGATE` on subjects matching `filter`.
+    pub async fn count(&self, filter: &str) -> usize {
+        let stream = self.js.get_stream("ZENGATE").await.unwrap();
+        let mut info = stream.info_with_subjects(filter).await.unwrap();
+        let mut total = 0;
+        while let Some((_, n)) = info.try_next().await.unwrap() {
+            total += n;
+        }
+        total
+    }
+
+    /// Body of the last message on `subject`.
+    pub async fn last(&self, subject: &str) -> Value {
+        let stream = self.js.get_stream("ZENGATE").await.unwrap();
+        let m = stream.get_last_raw_message_by_subject(subject).await.unwrap();
+        serde_json::from_slice(&m.payload).unwrap()
+    }
+
+    pub async fn wait_count(&self, filter: &str, n: usize) {
+        eventually(
+            &format!("{n} message(s) on {filter}"),
+            Duration::from_secs(10),
+            || async { (self.count(filter).await >= n).then_some(()) },
+        )
+        .await;
+    }
+}
+
+/// One running service.
+pub struct Svc {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub shutdown: Shutdown,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl Svc {
+    pub async fn start(infra: &Infra) -> Self {
+        Self::start_with(infra, |_| {}).await
+    }
+
+    pub async fn start_with(infra: &Infra, tweak: impl Fn(&mut ApprovalConfig)) -> Self {
+        let mut config = infra.config();
+        tweak(&mut config);
+        Self::start_config(config).await
+    }
+
+    pub async fn start_config(config: ApprovalConfig) -> Self {
+        let app = Application::build(config).await.expect("approval builds");
+        let addr = app.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let s = shutdown.clone();
+        let join = tokio::spawn(async move {
+            app.run(s).await.expect("approval runs");
+        });
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            shutdown,
+            join,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(15), self.join)
+            .await
+            .expect("service stops in time")
+            .unwrap();
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.get(self.url(path));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.post(self.url(path));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn item(&self, id: &str) -> Option<Value> {
+        let res = self
+            .get(&format!("/v1/approvals/{id}"), Some(ALICE))
+            .send()
+            .await
+            .ok()?;
+        if res.status() != 200 {
+            return None;
+        }
+        res.json().await.ok()
+    }
+
+    /// Waits until the item exists (and, when given, is in `state`).
+    pub async fn wait_item(&self, id: &str, state: Option<&str>) -> Value {
+        eventually(
+            &format!("item {id} in state {state:?}"),
+            Duration::from_secs(10),
+            || async {
+                let item = self.item(id).await?;
+                match state {
+                    Some(s) if item["state"] != s => None,
+                    _ => Some(item),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the list index shows the item in `state`.
+    pub async fn wait_listed(&self, id: &str, state: &str) {
+        eventually(
+            &format!("item {id} listed as {state}"),
+            Duration::from_secs(10),
+            || async {
+                let res = self
+                    .get(&format!("/v1/approvals?state={state}&limit=500"), Some(ALICE))
+                    .send()
+                    .await
+                    .ok()?;
+                let v: Value = res.json().await.ok()?;
+                v["items"]
+                    .as_array()?
+                    .iter()
+                    .any(|i| i["id"] == id)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+static N: AtomicU64 = AtomicU64::new(1);
+
+/// A unique ticket id for this process.
+pub fn unique_ticket() -> String {
+    format!(
+        "{}{:06}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A reply proposal for `ticket`.
+pub fn reply_request(ticket: &str, body: &str) -> ApprovalRequested {
+    let source = ProposalSource::ZendeskEvent {
+        msg_id: format!("{ACCOUNT}:evt-{ticket}"),
+        subject: format!("zendesk.{ACCOUNT}.ticket.{ticket}.comment_added"),
+    };
+    ApprovalRequested {
+        v: V1,
+        approval_id: source.approval_id(),
+        account_id: ACCOUNT.to_string(),
+        source,
+        action: Action::Reply {
+            ticket_id: ticket.to_owned(),
+            body: body.to_owned(),
+            fields: FieldChanges::default(),
+        },
+        reasons: vec!["customer asked about the printer".into()],
+        proposed_by: "drafter:test".into(),
+        requested_at: OffsetDateTime::now_utc(),
+        context: ProposalContext {
+            ticket_subject: Some(format!("Printer on fire #{ticket}")),
+            requester: Some("Ada <ada@example.com>".into()),
+            last_comment: Some("help".into()),
+        },
+    }
+}
+
+pub fn released_subject(ticket: &str) -> String {
+    format!("zengate.approval.released.{ACCOUNT}.{ticket}")
+}
+
+pub fn decided_subject(ticket: &str) -> String {
+    format!("zengate.approval.decided.{ACCOUNT}.{ticket}")
+}
+
+/// The same telemetry set-up as the binary, once per process.
+fn telemetry() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    static GUARD: std::sync::OnceLock<Option<zengate_runtime::telemetry::TelemetryGuard>> =
+        std::sync::OnceLock::new();
+    GUARD.get_or_init(|| {
+        let env =
+            zengate_runtime::Env::from_pairs([("RUST_LOG", "warn"), ("LOG_FORMAT", "pretty")]);
+        zengate_runtime::telemetry::init("approval-test", &env).ok()
+    });
+}

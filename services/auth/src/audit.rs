@@ -1,0 +1,182 @@
+//! Issuance audits on the bus without putting the bus in the request path.
+//!
+//! Issuance only appends to a bounded in-memory queue; a background task
+//! publishes to JetStream and removes an audit only once its PubAck arrived.
+//! While NATS is away audits wait (retried with backoff); when the queue is
+//! full the newest audit is dropped, counted and logged as an error, so a
+//! long outage costs audits visibly rather than memory or availability.
+//! `Nats-Msg-Id` is the `jti`, so a retry after a lost ack is deduplicated.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::future::join_all;
+use zengate_core::events::{JwtIssued, jwt_issued_subject};
+use zengate_runtime::Shutdown;
+
+use crate::metrics::AuthMetrics;
+
+/// Audits published per round trip.
+const BATCH: usize = 256;
+/// Longest wait between retries while NATS is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long shutdown keeps trying to publish what is left.
+const FINAL_FLUSH: Duration = Duration::from_secs(3);
+
+#[derive(Debug)]
+pub struct AuditQueue {
+    queue: Mutex<VecDeque<JwtIssued>>,
+    capacity: usize,
+    notify: tokio::sync::Notify,
+    metrics: Arc<AuthMetrics>,
+}
+
+impl AuditQueue {
+    pub fn new(capacity: usize, metrics: Arc<AuthMetrics>) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            notify: tokio::sync::Notify::new(),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<JwtIssued>> {
+        match self.queue.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Queues an audit; never waits. Returns false when it had to be dropped.
+    pub fn push(&self, event: JwtIssued) -> bool {
+        let mut q = self.lock();
+        if q.len() >= self.capacity {
+            drop(q);
+            self.metrics.audit_dropped.inc();
+            tracing::error!(
+                kind = %event.kind,
+                jti = %event.jti,
+                iat = event.iat,
+                client_ip = event.client_ip.as_deref().unwrap_or("-"),
+                user = %event.user_token_hash,
+                capacity = self.capacity,
+                "audit buffer full; issuance audit dropped"
+            );
+            return false;
+        }
+        q.push_back(event);
+        self.metrics.audit_buffered.set(q.len() as i64);
+        drop(q);
+        self.notify.notify_one();
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn peek_batch(&self) -> Vec<JwtIssued> {
+        self.lock().iter().take(BATCH).cloned().collect()
+    }
+
+    /// Removes the first `n` audits (only the drainer removes, so these are
+    /// exactly the ones it peeked) and puts the failed ones back in front.
+    fn settle(&self, n: usize, failed: Vec<JwtIssued>) {
+        let mut q = self.lock();
+        let n = n.min(q.len());
+        q.drain(..n);
+        for e in failed.into_iter().rev() {
+            q.push_front(e);
+        }
+        self.metrics.audit_buffered.set(q.len() as i64);
+    }
+
+    /// Publishes one batch; returns how many failed.
+    async fn publish_batch(&self, js: &jetstream::Context) -> usize {
+        let batch = self.peek_batch();
+        if batch.is_empty() {
+            return 0;
+        }
+        let sends = batch.iter().map(|e| async move {
+            let Ok(payload) = serde_json::to_vec(e) else {
+                // Cannot happen for this plain struct; never retry it forever.
+                return true;
+            };
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", e.jti.as_str());
+            match js
+                .publish_with_headers(jwt_issued_subject(&e.kind), headers, payload.into())
+                .await
+            {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            }
+        });
+        let results = join_all(sends).await;
+        let n = batch.len();
+        let failed: Vec<JwtIssued> = batch
+            .into_iter()
+            .zip(results)
+            .filter_map(|(e, ok)| (!ok).then_some(e))
+            .collect();
+        let failures = failed.len();
+        self.metrics.audit_published.inc_by((n - failures) as u64);
+        self.settle(n, failed);
+        failures
+    }
+
+    /// The background publisher: runs until `shutdown`, then tries for a
+    /// little longer to publish what is left.
+    pub async fn drain(self: Arc<Self>, js: jetstream::Context, shutdown: Shutdown) {
+        let mut backoff = Duration::from_millis(50);
+        let mut warned = false;
+        loop {
+            if self.is_empty() {
+                tokio::select! {
+                    _ = self.notify.notified() => {}
+                    _ = shutdown.wait() => break,
+                }
+                continue;
+            }
+            if self.publish_batch(&js).await == 0 {
+                if warned {
+                    tracing::info!("audit publishing recovered");
+                    warned = false;
+                }
+                backoff = Duration::from_millis(50);
+                continue;
+            }
+            if !warned {
+                tracing::warn!(
+                    buffered = self.len(),
+                    "cannot publish issuance audits; buffering and retrying"
+                );
+                warned = true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.wait() => break,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        let deadline = tokio::time::Instant::now() + FINAL_FLUSH;
+        while !self.is_empty() && tokio::time::Instant::now() < deadline {
+            if self.publish_batch(&js).await > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        if !self.is_empty() {
+            tracing::error!(
+                unsent = self.len(),
+                "shutting down with issuance audits not published"
+            );
+        }
+    }
+}

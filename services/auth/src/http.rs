@@ -1,0 +1,358 @@
+//! The token endpoints. Every request goes through the same steps, cheapest
+//! first: token shape (no I/O) → per-IP and per-token limits (Redis) → user
+//! lookup → issuance. Each refusal has a JSON body and a reason counter.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
+use zengate_core::events::short_hash;
+use zengate_runtime::error::ApiError;
+
+use crate::app::AppState;
+use crate::issue::{IssueError, Kind};
+use crate::users::{
+    Lookup, LookupError, TokenShape, USER_KEY_PREFIX, UserLookup, UserRecord, check_token,
+    parse_record, token_sha256,
+};
+
+/// Rate-limit window.
+const WINDOW: Duration = Duration::from_secs(60);
+/// Seconds a client should wait when the lookup backend is unavailable.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    user_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JwtBody {
+    jwt: String,
+}
+
+/// `POST /webhook/zendesk-jwt?user_token=…`
+pub async fn zendesk_jwt(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let token = query_token(query);
+    serve(&app, Kind::Widget, peer, &headers, token.as_deref()).await
+}
+
+/// `GET /webhook/chat-token` with `Authorization: Bearer <user_token>`.
+pub async fn chat_token(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers);
+    serve(&app, Kind::Chat, peer, &headers, token.as_deref()).await
+}
+
+/// `POST /webhook/messaging-jwt?user_token=…`
+pub async fn messaging_jwt(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Response {
+    let token = query_token(query);
+    serve(&app, Kind::Messaging, peer, &headers, token.as_deref()).await
+}
+
+/// `GET /webhook/messaging-token` with `Authorization: Bearer <user_token>`.
+pub async fn messaging_token(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers);
+    serve(&app, Kind::Messaging, peer, &headers, token.as_deref()).await
+}
+
+/// `GET /demo`: a page showing the widget snippet and a token's claims.
+pub async fn demo() -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'self' 'unsafe-inline' https://static.zdassets.com; connect-src 'self' https:; style-src 'self' 'unsafe-inline'",
+            ),
+        ],
+        Html(include_str!("demo.html")),
+    )
+        .into_response()
+}
+
+/// The `user_token` query parameter; an unreadable query (bad escapes,
+/// repeated parameter) counts as malformed.
+fn query_token(query: Result<Query<TokenQuery>, QueryRejection>) -> Option<String> {
+    match query {
+        Ok(q) => q.0.user_token,
+        Err(_) => Some(MALFORMED.to_owned()),
+    }
+}
+
+/// Stands for a credential that is present but unusable (refused as
+/// malformed, never looked up).
+const MALFORMED: &str = "\u{0}";
+
+/// The token from `Authorization: Bearer …`; `Some("")` when the header is
+/// present but not a Bearer credential (refused as malformed, not missing).
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let Ok(s) = value.to_str() else {
+        return Some(MALFORMED.to_owned());
+    };
+    let s = s.trim();
+    match s.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let t = rest.trim();
+            Some(if t.is_empty() {
+                MALFORMED.to_owned()
+            } else {
+                t.to_owned()
+            })
+        }
+        _ => Some(MALFORMED.to_owned()),
+    }
+}
+
+fn refuse(app: &AppState, reason: &'static str, err: ApiError) -> Response {
+    app.metrics.refuse(reason);
+    err.into_response()
+}
+
+async fn serve(
+    app: &AppState,
+    kind: Kind,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Response {
+    let started = Instant::now();
+    let client_ip = app.proxies.client_ip(peer.ip(), headers);
+    let span = tracing::info_span!("jwt_request", kind = kind.as_str(), client_ip = %client_ip);
+    async move {
+        if kind == Kind::Messaging && !app.issuer.keys().messaging_enabled() {
+            return refuse(
+                app,
+                "messaging_disabled",
+                ApiError::not_found(
+                    "messaging_not_configured",
+                    "Messaging tokens are not configured (ZENDESK_MESSAGING_KEY_ID and ZENDESK_MESSAGING_SECRET)",
+                ),
+            );
+        }
+        let token = match check_token(token) {
+            TokenShape::Missing => {
+                tracing::info!("refused: missing user_token");
+                return refuse(
+                    app,
+                    "missing_user_token",
+                    ApiError::bad_request("missing_user_token", "a user_token is required"),
+                );
+            }
+            TokenShape::Malformed => {
+                tracing::info!("refused: malformed user_token");
+                return refuse(
+                    app,
+                    "malformed_user_token",
+                    ApiError::bad_request(
+                        "malformed_user_token",
+                        "a user_token is 16 to 128 characters of A-Z a-z 0-9 _ -",
+                    ),
+                );
+            }
+            TokenShape::Ok => token.unwrap_or_default(),
+        };
+        let user_hash = short_hash(token);
+        let token_sha = token_sha256(token);
+
+        let looked_up =
+            match limit_then_lookup(app, &client_ip.to_string(), &token_sha, &user_hash).await {
+                Ok(found) => found,
+                Err(refused) => return refused,
+            };
+        let user = match looked_up {
+            Ok(Some(user)) => user,
+            Ok(None) => {
+                tracing::info!(user = %user_hash, "refused: unknown user_token");
+                return refuse(
+                    app,
+                    "unknown_user_token",
+                    ApiError::unauthorized("unknown_user_token", "this user_token is not known"),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(user = %user_hash, error = %e, "user lookup unavailable");
+                return refuse(
+                    app,
+                    "lookup_unavailable",
+                    ApiError::unavailable(
+                        "lookup_unavailable",
+                        "the user directory cannot be reached; retry shortly",
+                        UNAVAILABLE_RETRY_AFTER,
+                    ),
+                );
+            }
+        };
+
+        match app.issuer.issue(kind, &user, &user_hash, Some(client_ip)) {
+            Ok(issued) => {
+                app.metrics
+                    .issue_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                let mut res = Json(JwtBody { jwt: issued.jwt }).into_response();
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res
+            }
+            Err(IssueError::MessagingDisabled) => refuse(
+                app,
+                "messaging_disabled",
+                ApiError::not_found(
+                    "messaging_not_configured",
+                    "Messaging tokens are not configured",
+                ),
+            ),
+            Err(IssueError::InvalidUser(why)) => {
+                tracing::warn!(user = %user_hash, why, "refused: unusable user record");
+                refuse(
+                    app,
+                    "invalid_user_record",
+                    ApiError::new(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_user_record",
+                        why,
+                    ),
+                )
+            }
+            Err(e @ IssueError::Internal(_)) => {
+                tracing::error!(error = %e, "issuance failed");
+                refuse(
+                    app,
+                    "internal",
+                    ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "cannot issue a token now",
+                    ),
+                )
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+type Check = (String, u64, &'static str, &'static str);
+
+/// Per-IP and per-token fixed windows (the same counters as
+/// `RedisStore::hit`) in one atomic pipeline, followed by the user lookup.
+/// With the Redis backend the lookup `GET` rides in the same pipeline: one
+/// Redis round trip per request. Redis trouble skips the limits (warning and
+/// counter) rather than refusing everyone; `Err` is a rate-limit refusal.
+async fn limit_then_lookup(
+    app: &AppState,
+    ip: &str,
+    token_sha: &str,
+    user_hash: &str,
+) -> Result<Result<Option<UserRecord>, LookupError>, Response> {
+    let checks: Vec<Check> = [
+        (
+            format!("zengate:auth:rl:ip:{ip}"),
+            app.limits.per_ip,
+            "rate_limited_ip",
+            "client address",
+        ),
+        (
+            format!("zengate:auth:rl:token:{token_sha}"),
+            app.limits.per_token,
+            "rate_limited_token",
+            "user_token",
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, limit, _, _)| *limit > 0)
+    .collect();
+    let redis_lookup = matches!(app.lookup, Lookup::Redis(_));
+    if checks.is_empty() && !redis_lookup {
+        return Ok(app.lookup.lookup(token_sha).await);
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (key, _, _, _) in &checks {
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(0)
+            .arg("EX")
+            .arg(WINDOW.as_secs())
+            .arg("NX")
+            .ignore()
+            .cmd("INCR")
+            .arg(key)
+            .cmd("TTL")
+            .arg(key);
+    }
+    if redis_lookup {
+        pipe.cmd("GET").arg(format!("{USER_KEY_PREFIX}{token_sha}"));
+    }
+    let values: Vec<redis::Value> = match app.redis.pipeline(&pipe).await {
+        Ok(v) => v,
+        Err(e) => {
+            if !checks.is_empty() {
+                tracing::warn!(error = %e, "rate limit skipped: redis unavailable");
+                app.metrics.rate_limit_skipped.inc();
+            }
+            return Ok(if redis_lookup {
+                Err(LookupError::from(e))
+            } else {
+                app.lookup.lookup(token_sha).await
+            });
+        }
+    };
+    let int = |i: usize| {
+        values
+            .get(i)
+            .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
+            .unwrap_or(0)
+    };
+    for (i, (_, limit, reason, what)) in checks.iter().enumerate() {
+        let count = int(2 * i);
+        let ttl = int(2 * i + 1).max(1);
+        if count.unsigned_abs() > *limit {
+            tracing::info!(user = %user_hash, what, "refused: rate limited");
+            return Err(refuse(
+                app,
+                reason,
+                ApiError::too_many(
+                    format!("too many token requests for this {what}"),
+                    ttl.unsigned_abs(),
+                ),
+            ));
+        }
+    }
+    if !redis_lookup {
+        return Ok(app.lookup.lookup(token_sha).await);
+    }
+    let stored: Option<String> = values
+        .get(2 * checks.len())
+        .and_then(|v| redis::from_redis_value_ref(v).ok())
+        .flatten();
+    Ok(match stored {
+        None => Ok(None),
+        Some(json) => parse_record(&json).map(Some),
+    })
+}

@@ -1,0 +1,92 @@
+//! Secrets, user_tokens and JWTs never reach the logs, even at TRACE.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use support::TestApp;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn logs_hold_no_secret_token_or_jwt() {
+    let buffer = Buffer::default();
+    tracing_subscriber::fmt()
+        .with_writer(buffer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .json()
+        .init();
+
+    let mut app = TestApp::start_with(|c| {
+        support::with_messaging(c);
+        c.rate_limit_per_token = 2;
+    })
+    .await;
+    let token = app.add_user("Log", "log@example.com", None).await;
+    let mut jwts = vec![
+        TestApp::jwt_of(app.widget(&token).await).await,
+        TestApp::jwt_of(app.chat(&token).await).await,
+    ];
+    assert_eq!(app.chat(&token).await.status(), 429);
+    assert_eq!(app.widget("unknown-token-abcdefgh").await.status(), 401);
+    assert_eq!(app.widget("bad token").await.status(), 400);
+    // a rotation and an outage log too
+    std::fs::write(&app.secret_file, "the-next-secret-value-42").unwrap();
+    app.keys.reload_logged("test");
+    app.redis.stop().await;
+    assert_eq!(app.widget(&token).await.status(), 503);
+    app.redis.restart().await;
+    let t2 = app.add_user("Log2", "log2@example.com", None).await;
+    jwts.push(
+        TestApp::jwt_of(
+            app.http
+                .post(app.url(&format!("/webhook/messaging-jwt?user_token={t2}")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    app.stop().await;
+
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("jwt issued"), "issuances are logged");
+    assert!(text.contains(&zengate_core::events::short_hash(&token)));
+    for needle in [
+        support::SECRET,
+        "the-next-secret-value-42",
+        support::MSG_SECRET,
+        support::MSG_OLD_SECRET,
+        token.as_str(),
+        t2.as_str(),
+        "unknown-token-abcdefgh",
+    ] {
+        assert!(!text.contains(needle), "log contains {needle}");
+    }
+    for jwt in &jwts {
+        // not the JWT, nor its signature
+        assert!(!text.contains(jwt.as_str()));
+        assert!(!text.contains(jwt.rsplit('.').next().unwrap()));
+    }
+}

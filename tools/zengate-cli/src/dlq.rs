@@ -1,0 +1,207 @@
+//! `zengate dlq`: inspect and replay dead letters (`zengate.dlq.>` on the
+//! `ZENGATE` stream).
+//!
+//! A replay republishes the original body and headers to the original
+//! subject, so the message flows through its consumers again, then deletes
+//! the dead letter. The replay gets a fresh `Nats-Msg-Id`
+//! (`<original>:replay:<dlq sequence>`, so JetStream's duplicate window does
+//! not swallow it) and carries the original id in `Zengate-Replay-Of`, which
+//! the worker uses so the replay maps to the same approval as the original.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer};
+use base64::Engine as _;
+use clap::Subcommand;
+use futures::StreamExt;
+use zengate_core::events::{DeadLetter, ZENGATE_STREAM};
+use zengate_core::headers as h;
+
+/// Header naming the original message id of a replay (read by the worker).
+const REPLAY_OF: &str = "Zengate-Replay-Of";
+/// Every dead letter's subject starts with this.
+const DLQ_PREFIX: &str = "zengate.dlq.";
+
+#[derive(Debug, Subcommand)]
+pub enum Dlq {
+    /// Print dead letters: stream sequence, original subject, deliveries, reason.
+    List {
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// Only entries whose subject matches, e.g. `zengate.dlq.zendesk.42.ticket.5.>`.
+        #[arg(long, default_value = "zengate.dlq.>")]
+        subject_filter: String,
+    },
+    /// Republish dead letters to their original subject and delete them.
+    Replay {
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// Stream sequence of the dead letter (from `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seq: Option<u64>,
+        /// Replay every entry matching --subject-filter.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = "zengate.dlq.>")]
+        subject_filter: String,
+    },
+}
+
+impl Dlq {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Dlq::List {
+                nats_url,
+                subject_filter,
+            } => {
+                let js = connect(&nats_url).await?;
+                let entries = list(&js, &subject_filter).await?;
+                if entries.is_empty() {
+                    println!("no dead letters");
+                }
+                for (seq, letter) in entries {
+                    println!(
+                        "{seq}\t{}\t{}\t{}",
+                        letter.original_subject,
+                        letter.deliveries,
+                        letter.reason.replace(['\n', '\t'], " ")
+                    );
+                }
+                Ok(())
+            }
+            Dlq::Replay {
+                nats_url,
+                seq,
+                all,
+                subject_filter,
+            } => {
+                let js = connect(&nats_url).await?;
+                let seqs: Vec<u64> = if all {
+                    list(&js, &subject_filter)
+                        .await?
+                        .into_iter()
+                        .map(|(s, _)| s)
+                        .collect()
+                } else {
+                    seq.into_iter().collect()
+                };
+                for seq in seqs {
+                    let target = replay(&js, seq).await?;
+                    println!("{seq}\treplayed to {target}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {
+    let client = async_nats::connect(url)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    Ok(jetstream::new(client))
+}
+
+fn check_filter(filter: &str) -> anyhow::Result<()> {
+    if filter != "zengate.dlq.>" && !filter.starts_with(DLQ_PREFIX) {
+        bail!("--subject-filter must start with {DLQ_PREFIX}");
+    }
+    Ok(())
+}
+
+/// All dead letters matching `filter`, in stream order.
+pub async fn list(js: &jetstream::Context, filter: &str) -> anyhow::Result<Vec<(u64, DeadLetter)>> {
+    check_filter(filter)?;
+    let stream = js
+        .get_stream(ZENGATE_STREAM)
+        .await
+        .context("stream ZENGATE not found")?;
+    let mut consumer: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: filter.to_owned(),
+            ack_policy: consumer::AckPolicy::None,
+            deliver_policy: consumer::DeliverPolicy::All,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .context("cannot read the dead letters")?;
+    let mut remaining = consumer.info().await?.num_pending;
+    let mut out = Vec::new();
+    while remaining > 0 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(remaining.min(500) as usize)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await?;
+        let mut got = 0;
+        while let Some(msg) = batch.next().await {
+            let msg = msg.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let info = msg.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let seq = info.stream_sequence;
+            remaining = info.pending;
+            got += 1;
+            match serde_json::from_slice::<DeadLetter>(&msg.payload) {
+                Ok(letter) => out.push((seq, letter)),
+                Err(e) => eprintln!("{seq}\tunreadable dead letter on {}: {e}", msg.subject),
+            }
+        }
+        if got == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Republishes dead letter `seq` and deletes it; returns the target subject.
+pub async fn replay(js: &jetstream::Context, seq: u64) -> anyhow::Result<String> {
+    let stream = js
+        .get_stream(ZENGATE_STREAM)
+        .await
+        .context("stream ZENGATE not found")?;
+    let raw = stream
+        .get_raw_message(seq)
+        .await
+        .with_context(|| format!("no message {seq} in ZENGATE"))?;
+    if !raw.subject.as_str().starts_with(DLQ_PREFIX) {
+        bail!("message {seq} is on {}, not a dead letter", raw.subject);
+    }
+    let letter: DeadLetter =
+        serde_json::from_slice(&raw.payload).context("unreadable dead letter")?;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(&letter.body_base64)
+        .context("dead letter body is not base64")?;
+    let mut headers = HeaderMap::new();
+    let mut original_id = None;
+    for (name, value) in &letter.headers {
+        if name.eq_ignore_ascii_case(h::NATS_MSG_ID) {
+            original_id = Some(value.clone());
+        } else if !name.eq_ignore_ascii_case(REPLAY_OF) {
+            headers.append(name.as_str(), value.as_str());
+        }
+    }
+    let replay_of = letter
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(REPLAY_OF))
+        .map(|(_, v)| v.clone())
+        .or(original_id.clone());
+    if let Some(orig) = &replay_of {
+        headers.insert(REPLAY_OF, orig.as_str());
+    }
+    let base = original_id.unwrap_or_else(|| format!("dlq:{}", letter.stream_sequence));
+    headers.insert(h::NATS_MSG_ID, format!("{base}:replay:{seq}").as_str());
+    js.publish_with_headers(letter.original_subject.clone(), headers, body.into())
+        .await
+        .context("cannot publish the replay")?
+        .await
+        .context("replay not acknowledged")?;
+    stream
+        .delete_message(seq)
+        .await
+        .with_context(|| format!("replayed, but cannot delete dead letter {seq}"))?;
+    Ok(letter.original_subject)
+}
