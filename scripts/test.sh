@@ -7,3 +7,6 @@ scripts/setup.sh
 export PATH="$PWD/.dev/bin:$HOME/.cargo/bin:$PATH"
 cargo test --workspace --locked "$@"
 deploy/validate.sh
+# As a new user would: the README's bring-up, in both forms, reaching a pending approval.
+scripts/up.sh --check
+scripts/up.sh --one-process --check

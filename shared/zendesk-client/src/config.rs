@@ -59,8 +59,12 @@ pub struct ClientConfig {
     pub subdomain: String,
     pub credentials: Credentials,
     /// Operator override of the origin (simulator, staging proxy). Plain
-    /// `http` is accepted only for loopback hosts.
+    /// `http` is accepted only for loopback hosts unless
+    /// `allow_insecure_http` is set.
     pub base_url_override: Option<String>,
+    /// Accept a plain-`http` override on a non-loopback host (a simulator in
+    /// another container). An explicit operator choice; never for production.
+    pub allow_insecure_http: bool,
     /// Time limit of one attempt (connect, send, read the whole body).
     pub timeout: Duration,
     /// Attempts per call, including the first (at least 1).
@@ -82,6 +86,7 @@ impl ClientConfig {
             subdomain: subdomain.into(),
             credentials,
             base_url_override: None,
+            allow_insecure_http: false,
             timeout: DEFAULT_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             max_backoff: DEFAULT_MAX_BACKOFF,
@@ -118,9 +123,11 @@ impl ClientConfig {
             }
         };
 
+        let allow_insecure_http = env.bool_or("ZENDESK_API_ALLOW_INSECURE_HTTP", false)?;
         let base_url_override = env.get("ZENDESK_API_BASE_URL").map(|s| s.trim().to_owned());
         if let Some(url) = &base_url_override {
-            parse_base_url(url).map_err(|r| ConfigError::invalid("ZENDESK_API_BASE_URL", r))?;
+            parse_base_url(url, allow_insecure_http)
+                .map_err(|r| ConfigError::invalid("ZENDESK_API_BASE_URL", r))?;
         }
         let timeout = env.duration_or("ZENDESK_API_TIMEOUT", DEFAULT_TIMEOUT)?;
         if timeout.is_zero() {
@@ -141,6 +148,7 @@ impl ClientConfig {
             subdomain,
             credentials,
             base_url_override,
+            allow_insecure_http,
             timeout,
             max_attempts,
             max_backoff,
@@ -155,7 +163,7 @@ impl ClientConfig {
             validate_email(email)?;
         }
         match &self.base_url_override {
-            Some(raw) => parse_base_url(raw),
+            Some(raw) => parse_base_url(raw, self.allow_insecure_http),
             None => Ok(format!(
                 "https://{}.zendesk.com",
                 self.subdomain.to_ascii_lowercase()
@@ -199,7 +207,7 @@ fn validate_email(s: &str) -> Result<(), String> {
 /// Validates an operator override and returns it as an origin (plus optional
 /// path prefix) without a trailing slash. A trailing `/api/v2` is accepted and
 /// dropped, since operators often paste the API root.
-pub(crate) fn parse_base_url(raw: &str) -> Result<String, String> {
+pub(crate) fn parse_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials".to_owned());
@@ -217,8 +225,8 @@ pub(crate) fn parse_base_url(raw: &str) -> Result<String, String> {
             let bare = host.trim_start_matches('[').trim_end_matches(']');
             let loopback = bare.eq_ignore_ascii_case("localhost")
                 || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            if !loopback {
-                return Err("plain http is allowed only for loopback hosts; use https".to_owned());
+            if !loopback && !allow_insecure_http {
+                return Err("plain http is allowed only for loopback hosts (or with ZENDESK_API_ALLOW_INSECURE_HTTP=true); use https".to_owned());
             }
         }
         other => return Err(format!("unsupported scheme {other:?}; use https")),
@@ -258,16 +266,19 @@ mod tests {
     #[test]
     fn base_urls() {
         assert_eq!(
-            parse_base_url("http://127.0.0.1:8090/").unwrap(),
+            parse_base_url("http://127.0.0.1:8090/", false).unwrap(),
             "http://127.0.0.1:8090"
         );
         assert_eq!(
-            parse_base_url("http://localhost:1/api/v2").unwrap(),
+            parse_base_url("http://localhost:1/api/v2", false).unwrap(),
             "http://localhost:1"
         );
-        assert_eq!(parse_base_url("http://[::1]:9").unwrap(), "http://[::1]:9");
         assert_eq!(
-            parse_base_url("https://proxy.internal/zendesk").unwrap(),
+            parse_base_url("http://[::1]:9", false).unwrap(),
+            "http://[::1]:9"
+        );
+        assert_eq!(
+            parse_base_url("https://proxy.internal/zendesk", false).unwrap(),
             "https://proxy.internal/zendesk"
         );
         for bad in [
@@ -279,8 +290,14 @@ mod tests {
             "https://proxy.internal/?x=1",
             "not a url",
         ] {
-            assert!(parse_base_url(bad).is_err(), "{bad}");
+            assert!(parse_base_url(bad, false).is_err(), "{bad}");
         }
+        // an explicit opt-in allows http to a named host (a simulator container)
+        assert_eq!(
+            parse_base_url("http://zendesk-sim:8090", true).unwrap(),
+            "http://zendesk-sim:8090"
+        );
+        assert!(parse_base_url("ftp://zendesk-sim", true).is_err());
     }
 
     #[test]

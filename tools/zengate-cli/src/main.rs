@@ -2,6 +2,7 @@
 
 mod dlq;
 mod events;
+mod healthcheck;
 mod sign;
 mod users;
 
@@ -26,6 +27,8 @@ enum Command {
     Dlq(dlq::Dlq),
     /// Manage the user_tokens the auth service issues JWTs for.
     Users(users::Users),
+    /// Probe a health URL; exit 0 on 2xx (container probes without curl).
+    Healthcheck(healthcheck::Healthcheck),
 }
 
 #[tokio::main]
@@ -35,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Events(cmd) => cmd.run().await,
         Command::Dlq(cmd) => cmd.run().await,
         Command::Users(cmd) => cmd.run().await,
+        Command::Healthcheck(cmd) => cmd.run().await,
     }
 }
