@@ -27,7 +27,10 @@ fn env(nats: &NatsServer, redis: &RedisServer, sim_url: &str) -> Env {
         ("ZENDESK_API_BASE_URL", sim_url.into()),
         ("ZENDESK_JWT_SHARED_SECRET", "jwt-shared-secret".into()),
         ("APPROVER_TOKENS", format!("erin:{APPROVER}")),
-        ("APPROVAL_RESUME_SECRET", "e2e-resume-secret-0123456789".into()),
+        (
+            "APPROVAL_RESUME_SECRET",
+            "e2e-resume-secret-0123456789".into(),
+        ),
         ("INGRESS_ADDR", "127.0.0.1:0".into()),
         ("APPROVAL_ADDR", "127.0.0.1:0".into()),
         ("WORKER_ADDR", "127.0.0.1:0".into()),
@@ -70,9 +73,10 @@ async fn signed_webhook_to_one_approved_comment_in_zendesk() {
         .unwrap();
     let approval_base = format!("http://{}", approval.local_addr().unwrap());
     tokio::spawn(approval.run(shutdown.clone()));
-    let worker = agent_worker::Application::build(agent_worker::WorkerConfig::from_env(&env).unwrap())
-        .await
-        .unwrap();
+    let worker =
+        agent_worker::Application::build(agent_worker::WorkerConfig::from_env(&env).unwrap())
+            .await
+            .unwrap();
     tokio::spawn(worker.run(shutdown.clone()));
 
     // Watch what is released and applied on the bus.
@@ -92,18 +96,22 @@ async fn signed_webhook_to_one_approved_comment_in_zendesk() {
     // The proposal reaches the approval service as a pending item.
     let http = reqwest::Client::new();
     let pending_url = format!("{approval_base}/v1/approvals?state=pending");
-    let item = eventually("a pending approval for the ticket", Duration::from_secs(30), || {
-        let req = http.get(&pending_url).bearer_auth(APPROVER);
-        let ticket_id = ticket.id.to_string();
-        async move {
-            let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
-            body["items"]
-                .as_array()?
-                .iter()
-                .find(|i| i.to_string().contains(&ticket_id))
-                .cloned()
-        }
-    })
+    let item = eventually(
+        "a pending approval for the ticket",
+        Duration::from_secs(30),
+        || {
+            let req = http.get(&pending_url).bearer_auth(APPROVER);
+            let ticket_id = ticket.id.to_string();
+            async move {
+                let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
+                body["items"]
+                    .as_array()?
+                    .iter()
+                    .find(|i| i.to_string().contains(&ticket_id))
+                    .cloned()
+            }
+        },
+    )
     .await;
     let id = item["id"].as_str().unwrap().to_owned();
     // Nothing was written to Zendesk while the proposal waits.
@@ -148,7 +156,9 @@ async fn signed_webhook_to_one_approved_comment_in_zendesk() {
 
     // The item's history ends in `applied`.
     let state = eventually("the item to be applied", Duration::from_secs(20), || {
-        let req = http.get(format!("{approval_base}/v1/approvals/{id}")).bearer_auth(APPROVER);
+        let req = http
+            .get(format!("{approval_base}/v1/approvals/{id}"))
+            .bearer_auth(APPROVER);
         async move {
             let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
             (body["state"] == "applied").then_some(body)

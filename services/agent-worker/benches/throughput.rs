@@ -111,12 +111,10 @@ fn event(id: &str, ticket: u64, n: usize) -> Vec<u8> {
 async fn start_workers(i: &Infra, n: usize) -> Vec<(Shutdown, tokio::task::JoinHandle<()>)> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let app = Application::build_with_drafter(
-            config(i),
-            Arc::new(RulesDrafter::builtin().unwrap()),
-        )
-        .await
-        .unwrap();
+        let app =
+            Application::build_with_drafter(config(i), Arc::new(RulesDrafter::builtin().unwrap()))
+                .await
+                .unwrap();
         let s = Shutdown::new();
         let s2 = s.clone();
         out.push((s, tokio::spawn(async move { app.run(s2).await.unwrap() })));
@@ -150,7 +148,11 @@ async fn throughput(instances: usize, events: usize) -> f64 {
         let subject = format!(
             "zendesk.{ACCOUNT}.ticket.{}.{}",
             tickets[k],
-            if round == 0 { "created" } else { "comment_added" }
+            if round == 0 {
+                "created"
+            } else {
+                "comment_added"
+            }
         );
         acks.push(
             i.js.publish_with_headers(subject, headers, event(&id, tickets[k], round).into())
@@ -193,7 +195,11 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
         stream: Default::default(),
     };
     let app = ingress::Application::build(ingress_config).await.unwrap();
-    let url = format!("http://{}{}", app.local_addr().unwrap(), ingress::WEBHOOK_PATH);
+    let url = format!(
+        "http://{}{}",
+        app.local_addr().unwrap(),
+        ingress::WEBHOOK_PATH
+    );
     let stop = Shutdown::new();
     let s2 = stop.clone();
     let ingress_task = tokio::spawn(async move { app.run(s2).await });

@@ -477,7 +477,9 @@ async fn partition_count_is_fixed_per_deployment() {
     assert!(
         matches!(
             err,
-            agent_worker::WorkerError::Topology(agent_worker::topology::TopologyError::Mismatch { .. })
+            agent_worker::WorkerError::Topology(
+                agent_worker::topology::TopologyError::Mismatch { .. }
+            )
         ),
         "{err}"
     );

@@ -120,25 +120,26 @@ async fn main() {
     // Contended: pairs of approvers racing on the same item.
     let started = Instant::now();
     let contended = 500;
-    let results: Vec<u16> = futures::stream::iter(ids.iter().skip(DECISIONS).take(contended).cloned())
-        .map(|id| {
-            let http = http.clone();
-            let svc = svc.clone();
-            async move {
-                let path = svc.url(&format!("/v1/approvals/{id}/approve"));
-                let (a, b) = tokio::join!(
-                    http.post(&path).bearer_auth(ALICE).send(),
-                    http.post(&path).bearer_auth(BOB).send()
-                );
-                let (a, b) = (a.unwrap().status().as_u16(), b.unwrap().status().as_u16());
-                assert_eq!(a.min(b), 200);
-                assert_eq!(a.max(b), 409);
-                a
-            }
-        })
-        .buffer_unordered(APPROVERS / 2)
-        .collect()
-        .await;
+    let results: Vec<u16> =
+        futures::stream::iter(ids.iter().skip(DECISIONS).take(contended).cloned())
+            .map(|id| {
+                let http = http.clone();
+                let svc = svc.clone();
+                async move {
+                    let path = svc.url(&format!("/v1/approvals/{id}/approve"));
+                    let (a, b) = tokio::join!(
+                        http.post(&path).bearer_auth(ALICE).send(),
+                        http.post(&path).bearer_auth(BOB).send()
+                    );
+                    let (a, b) = (a.unwrap().status().as_u16(), b.unwrap().status().as_u16());
+                    assert_eq!(a.min(b), 200);
+                    assert_eq!(a.max(b), 409);
+                    a
+                }
+            })
+            .buffer_unordered(APPROVERS / 2)
+            .collect()
+            .await;
     let wall = started.elapsed();
     println!(
         "contended: {} items each raced by 2 approvers in {:.2} s = {:.0} requests/s, every race one 200 + one 409",

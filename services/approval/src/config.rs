@@ -103,8 +103,7 @@ impl ApprovalConfig {
             visitor_rate_limit: env.parse_or("APPROVAL_VISITOR_RATE_LIMIT", 5u64)?,
             visitor_rate_window: env
                 .duration_or("APPROVAL_VISITOR_RATE_WINDOW", Duration::from_secs(600))?,
-            reconcile_after: env
-                .duration_or("APPROVAL_RECONCILE_AFTER", Duration::from_secs(5))?,
+            reconcile_after: env.duration_or("APPROVAL_RECONCILE_AFTER", Duration::from_secs(5))?,
             publish_timeout: env.duration_or("APPROVAL_PUBLISH_TIMEOUT", Duration::from_secs(5))?,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
         })
@@ -153,6 +152,9 @@ mod tests {
         let mut pairs = base();
         pairs.retain(|(k, _)| *k != "ZENDESK_JWT_SHARED_SECRET");
         let e = ApprovalConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
-        assert_eq!(e.to_string(), "ZENDESK_JWT_SHARED_SECRET is required but not set");
+        assert_eq!(
+            e.to_string(),
+            "ZENDESK_JWT_SHARED_SECRET is required but not set"
+        );
     }
 }

@@ -58,7 +58,10 @@ pub async fn run_requests(app: Arc<AppState>, shutdown: Shutdown) {
         REQUESTS_DURABLE,
         vec!["zengate.approval.requested.>".to_owned()],
     );
-    consume(app, config, shutdown, |app, msg| async move { on_request(&app, &msg).await }).await;
+    consume(app, config, shutdown, |app, msg| async move {
+        on_request(&app, &msg).await
+    })
+    .await;
 }
 
 /// Runs the outcome consumer until shutdown.
@@ -70,7 +73,10 @@ pub async fn run_outcomes(app: Arc<AppState>, shutdown: Shutdown) {
             "zengate.action.failed.>".to_owned(),
         ],
     );
-    consume(app, config, shutdown, |app, msg| async move { on_outcome(&app, &msg).await }).await;
+    consume(app, config, shutdown, |app, msg| async move {
+        on_outcome(&app, &msg).await
+    })
+    .await;
 }
 
 async fn consume<F, Fut>(app: Arc<AppState>, config: pull::Config, shutdown: Shutdown, handle: F)
@@ -140,7 +146,8 @@ where
             Handled::Ack => msg.ack().await,
             Handled::Retry(reason) => {
                 tracing::warn!(%reason, "will retry");
-                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await
+                msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await
             }
             Handled::Dead(reason) => {
                 tracing::warn!(%reason, "unusable message moved to the DLQ");
@@ -173,7 +180,9 @@ async fn dead_letter(app: &AppState, msg: &Message, reason: &str) {
         original_subject: msg.subject.to_string(),
         stream: ZENGATE_STREAM.to_owned(),
         stream_sequence: info.as_ref().map_or(0, |i| i.stream_sequence),
-        deliveries: info.as_ref().map_or(0, |i| i.delivered.max(0).unsigned_abs()),
+        deliveries: info
+            .as_ref()
+            .map_or(0, |i| i.delivered.max(0).unsigned_abs()),
         reason: reason.to_owned(),
         headers,
         body_base64: base64::engine::general_purpose::STANDARD.encode(&msg.payload),
@@ -224,7 +233,10 @@ async fn on_request(app: &AppState, msg: &Message) -> Handled {
 }
 
 /// Stores a request as a pending item; `Ok(false)` if it is already held.
-pub async fn hold(app: &AppState, request: ApprovalRequested) -> Result<bool, crate::store::StoreError> {
+pub async fn hold(
+    app: &AppState,
+    request: ApprovalRequested,
+) -> Result<bool, crate::store::StoreError> {
     let now = OffsetDateTime::now_utc();
     let expires_at = now + app.timeout;
     let links = links::for_item(

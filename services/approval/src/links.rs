@@ -72,10 +72,19 @@ mod tests {
         assert!(!verify(&s, "abc", REJECT, 100, &sig));
         assert!(!verify(&s, "abd", APPROVE, 100, &sig));
         assert!(!verify(&s, "abc", APPROVE, 101, &sig));
-        assert!(!verify(&Secret::new("other-secret-xxxxxx"), "abc", APPROVE, 100, &sig));
+        assert!(!verify(
+            &Secret::new("other-secret-xxxxxx"),
+            "abc",
+            APPROVE,
+            100,
+            &sig
+        ));
         assert!(!verify(&s, "abc", APPROVE, 100, "zz"));
         assert!(!verify(&s, "abc", APPROVE, 100, ""));
         let l = for_item("http://h", &s, "abc", 100);
-        assert!(l.approve.starts_with("http://h/webhook/resume/abc?decision=approve&expires=100&signature="));
+        assert!(
+            l.approve
+                .starts_with("http://h/webhook/resume/abc?decision=approve&expires=100&signature=")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `approval`: reads the environment, serves until SIGTERM.
 
 use anyhow::Context as _;
-use approval::{ApprovalConfig, Application};
+use approval::{Application, ApprovalConfig};
 use zengate_runtime::{Env, Shutdown, telemetry};
 
 #[tokio::main]

@@ -90,7 +90,11 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 
 fn error_page(e: ApiError) -> Response {
     let status = e.status;
-    page(status, "Cannot use this link", &format!("<p>{}</p>", escape(&e.message)))
+    page(
+        status,
+        "Cannot use this link",
+        &format!("<p>{}</p>", escape(&e.message)),
+    )
 }
 
 /// `GET /webhook/resume/{id}`: the confirmation page.
@@ -119,7 +123,9 @@ pub async fn confirm(
     let action = format!(
         "{} {}",
         item.request.action.kind(),
-        item.ticket_id().map(|t| format!("on ticket {t}")).unwrap_or_else(|| "(new ticket)".into())
+        item.ticket_id()
+            .map(|t| format!("on ticket {t}"))
+            .unwrap_or_else(|| "(new ticket)".into())
     );
     let form_action = format!(
         "/webhook/resume/{}?decision={}&expires={}&signature={}",
@@ -164,9 +170,14 @@ pub async fn resume(
         (Ok(item), true) => page(
             StatusCode::OK,
             "Done",
-            &format!("<p id=\"result\">The proposal is {}.</p>", item.state.as_str()),
+            &format!(
+                "<p id=\"result\">The proposal is {}.</p>",
+                item.state.as_str()
+            ),
         ),
-        (Ok(item), false) => Json(serde_json::json!({"id": item.id, "state": item.state})).into_response(),
+        (Ok(item), false) => {
+            Json(serde_json::json!({"id": item.id, "state": item.state})).into_response()
+        }
         (Err(e), true) => error_page(e),
         (Err(e), false) => e.into_response(),
     }

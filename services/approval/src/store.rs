@@ -45,7 +45,10 @@ pub struct Conflict;
 type Key = (Reverse<i128>, String);
 
 fn sort_key(item: &Item) -> Key {
-    (Reverse(item.created_at.unix_timestamp_nanos()), item.id.clone())
+    (
+        Reverse(item.created_at.unix_timestamp_nanos()),
+        item.id.clone(),
+    )
 }
 
 /// Opaque list cursor: the sort key of the last item returned.
@@ -252,7 +255,9 @@ impl Store {
         };
         let start = cursor.and_then(decode_cursor);
         let iter: Box<dyn Iterator<Item = &Key>> = match start {
-            Some(k) => Box::new(set.range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))),
+            Some(k) => {
+                Box::new(set.range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)))
+            }
             None => Box::new(set.iter()),
         };
         let items: Vec<Arc<Item>> = iter
@@ -344,5 +349,8 @@ impl Store {
 
 /// Approval ids are 32 lowercase hex characters; anything else is unknown.
 pub fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

@@ -117,20 +117,33 @@ pub async fn create(State(app): State<Arc<AppState>>, parts: Parts, body: Bytes)
 
 async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, ApiError> {
     let token = bearer(parts).ok_or_else(|| {
-        ApiError::unauthorized("unauthorized", "a visitor JWT is required as a bearer token")
+        ApiError::unauthorized(
+            "unauthorized",
+            "a visitor JWT is required as a bearer token",
+        )
     })?;
     let claims = app.visitor.verify(token).map_err(|reason| {
         tracing::info!(%reason, "visitor JWT refused");
         ApiError::unauthorized("invalid_token", format!("visitor JWT refused: {reason}"))
     })?;
-    let req: TicketRequestBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("expected {{\"subject\",\"body\"}}: {e}")))?;
+    let req: TicketRequestBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("expected {{\"subject\",\"body\"}}: {e}"),
+        )
+    })?;
     let subject = req.subject.trim();
     if subject.is_empty() || req.body.trim().is_empty() {
-        return Err(ApiError::bad_request("invalid_body", "subject and body must not be empty"));
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "subject and body must not be empty",
+        ));
     }
     if subject.chars().count() > 250 || req.body.len() > 32 * 1024 {
-        return Err(ApiError::bad_request("invalid_body", "subject or body too long"));
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "subject or body too long",
+        ));
     }
     let visitor = claims
         .external_id
@@ -148,7 +161,10 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
         .await
         .map_err(|e| store_down(&e))?;
     if count > app.visitor_rate_limit {
-        return Err(ApiError::too_many("too many ticket requests; try again later", ttl));
+        return Err(ApiError::too_many(
+            "too many ticket requests; try again later",
+            ttl,
+        ));
     }
     let remaining = claims.exp - OffsetDateTime::now_utc().unix_timestamp() + LEEWAY as i64;
     let replay_key = format!("zengate:approval:jti:{}", short_hash(&claims.jti));
@@ -165,7 +181,10 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
         .await
         .map_err(|e| store_down(&e))?;
     if fresh.is_none() {
-        return Err(ApiError::conflict("replayed_token", "this visitor JWT was already used"));
+        return Err(ApiError::conflict(
+            "replayed_token",
+            "this visitor JWT was already used",
+        ));
     }
 
     let source = ProposalSource::TicketRequest {
@@ -200,7 +219,11 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
     span.record("approval_id", id.as_str());
     intake::hold(app, request.clone()).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot store ticket request");
-        ApiError::unavailable("store_unavailable", "the request could not be stored; retry", 5)
+        ApiError::unavailable(
+            "store_unavailable",
+            "the request could not be stored; retry",
+            5,
+        )
     })?;
     if let Err(e) = app
         .publisher
@@ -224,5 +247,9 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
 
 fn store_down(e: &dyn std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "redis unavailable for visitor checks");
-    ApiError::unavailable("store_unavailable", "rate limiting is unavailable; retry shortly", 5)
+    ApiError::unavailable(
+        "store_unavailable",
+        "rate limiting is unavailable; retry shortly",
+        5,
+    )
 }

@@ -24,7 +24,10 @@ async fn approver_auth_is_required_and_names_the_approver() {
     let id = req.approval_id.clone();
     svc.wait_item(&id, Some("pending")).await;
 
-    for path in ["/v1/approvals?state=pending".to_owned(), format!("/v1/approvals/{id}")] {
+    for path in [
+        "/v1/approvals?state=pending".to_owned(),
+        format!("/v1/approvals/{id}"),
+    ] {
         let res = svc.get(&path, None).send().await.unwrap();
         assert_eq!(res.status(), 401, "{path}");
         let body: Value = res.json().await.unwrap();
@@ -89,13 +92,25 @@ async fn same_request_published_twice_is_one_item() {
         fields: Default::default(),
     };
     infra.publish_request(&later).await;
-    eventually("three requests consumed", Duration::from_secs(10), || async {
-        let stored = svc.metric("zengate_approval_intake_total{outcome=\"stored\"}").await;
-        let dup = svc.metric("zengate_approval_intake_total{outcome=\"duplicate\"}").await;
-        (stored + dup >= 3.0).then_some(())
-    })
+    eventually(
+        "three requests consumed",
+        Duration::from_secs(10),
+        || async {
+            let stored = svc
+                .metric("zengate_approval_intake_total{outcome=\"stored\"}")
+                .await;
+            let dup = svc
+                .metric("zengate_approval_intake_total{outcome=\"duplicate\"}")
+                .await;
+            (stored + dup >= 3.0).then_some(())
+        },
+    )
     .await;
-    assert_eq!(svc.metric("zengate_approval_intake_total{outcome=\"stored\"}").await, 1.0);
+    assert_eq!(
+        svc.metric("zengate_approval_intake_total{outcome=\"stored\"}")
+            .await,
+        1.0
+    );
     let res: Value = svc
         .get("/v1/approvals?state=pending", Some(ALICE))
         .send()
@@ -127,7 +142,12 @@ async fn edit_then_approve_releases_the_edited_action_once() {
     let id = req.approval_id.clone();
     svc.wait_item(&id, Some("pending")).await;
     let item = svc.item(&id).await.unwrap();
-    assert!(item["links"]["approve"].as_str().unwrap().contains("decision=approve"));
+    assert!(
+        item["links"]["approve"]
+            .as_str()
+            .unwrap()
+            .contains("decision=approve")
+    );
     assert!(item["expires_at"].is_string() && item["created_at"].is_string());
 
     let res = svc
@@ -138,7 +158,10 @@ async fn edit_then_approve_releases_the_edited_action_once() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let item: Value = res.json().await.unwrap();
-    assert!(item["state"] == "released" || item["state"] == "approved", "{item}");
+    assert!(
+        item["state"] == "released" || item["state"] == "approved",
+        "{item}"
+    );
     assert_eq!(item["decision"]["by"], "alice");
 
     infra.wait_count(&released_subject(&ticket), 1).await;
@@ -152,7 +175,10 @@ async fn edit_then_approve_releases_the_edited_action_once() {
     assert_eq!(decided["decision"], "approved");
     assert_eq!(decided["reason"], "more precise");
     let edits = decided["edits"].as_str().unwrap();
-    assert!(edits.contains("- We will look into it.") && edits.contains("+ We fixed it."), "{edits}");
+    assert!(
+        edits.contains("- We will look into it.") && edits.contains("+ We fixed it."),
+        "{edits}"
+    );
 
     // deciding again: 409, and still exactly one release
     for verb in ["approve", "reject"] {
@@ -223,7 +249,11 @@ async fn racing_approvers_one_wins() {
         assert_eq!(infra.count(&released_subject(&ticket)).await, 1);
         assert_eq!(infra.count(&decided_subject(&ticket)).await, 1);
     }
-    assert!(a.metric("zengate_approval_conflicts_total").await + b.metric("zengate_approval_conflicts_total").await >= 5.0);
+    assert!(
+        a.metric("zengate_approval_conflicts_total").await
+            + b.metric("zengate_approval_conflicts_total").await
+            >= 5.0
+    );
 }
 
 #[tokio::test]
@@ -252,7 +282,14 @@ async fn list_filters_orders_and_pages() {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let v: Value = svc.get(&path, Some(ALICE)).send().await.unwrap().json().await.unwrap();
+        let v: Value = svc
+            .get(&path, Some(ALICE))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for i in v["items"].as_array().unwrap() {
             assert_eq!(i["state"], "pending");
             seen.push(i["id"].as_str().unwrap().to_owned());
@@ -266,10 +303,25 @@ async fn list_filters_orders_and_pages() {
     expected.reverse(); // newest first
     assert_eq!(seen, expected);
     assert_eq!(svc.metric("zengate_approval_pending").await, 6.0);
-    let res = svc.get("/v1/approvals?state=bogus", Some(ALICE)).send().await.unwrap();
+    let res = svc
+        .get("/v1/approvals?state=bogus", Some(ALICE))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    let res = svc.get(&format!("/v1/approvals/{}", "f".repeat(32)), Some(ALICE)).send().await.unwrap();
+    let res = svc
+        .get(&format!("/v1/approvals/{}", "f".repeat(32)), Some(ALICE))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
-    let res = svc.post(&format!("/v1/approvals/{}/approve", "f".repeat(32)), Some(ALICE)).send().await.unwrap();
+    let res = svc
+        .post(
+            &format!("/v1/approvals/{}/approve", "f".repeat(32)),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
 }

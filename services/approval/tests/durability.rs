@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use approval::OnTimeout;
 use approval::item::{DecisionRecord, HistoryEntry, Item, ResumeLinks, State};
-use support::{
-    ALICE, Infra, Svc, decided_subject, released_subject, reply_request, unique_ticket,
-};
+use support::{ALICE, Infra, Svc, decided_subject, released_subject, reply_request, unique_ticket};
 use time::OffsetDateTime;
 use zengate_core::events::Decision;
 use zengate_testkit::eventually;
@@ -32,14 +30,21 @@ async fn items_survive_restarts_of_nats_and_the_service() {
 
     // NATS crashes and comes back with its data; the running service recovers.
     infra.nats.restart().await;
-    let res = eventually("approve after the NATS restart", Duration::from_secs(20), || async {
-        let res = svc
-            .post(&format!("/v1/approvals/{}/approve", r1.approval_id), Some(ALICE))
-            .send()
-            .await
-            .ok()?;
-        (res.status() == 200).then_some(res)
-    })
+    let res = eventually(
+        "approve after the NATS restart",
+        Duration::from_secs(20),
+        || async {
+            let res = svc
+                .post(
+                    &format!("/v1/approvals/{}/approve", r1.approval_id),
+                    Some(ALICE),
+                )
+                .send()
+                .await
+                .ok()?;
+            (res.status() == 200).then_some(res)
+        },
+    )
     .await;
     assert_eq!(res.status(), 200);
     infra.wait_count(&released_subject(&t1), 1).await;
@@ -54,13 +59,19 @@ async fn items_survive_restarts_of_nats_and_the_service() {
     svc.wait_listed(&r3.approval_id, "pending").await;
     svc.wait_listed(&r1.approval_id, "released").await;
     let res = svc
-        .post(&format!("/v1/approvals/{}/reject", r2.approval_id), Some(ALICE))
+        .post(
+            &format!("/v1/approvals/{}/reject", r2.approval_id),
+            Some(ALICE),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let res = svc
-        .post(&format!("/v1/approvals/{}/approve", r1.approval_id), Some(ALICE))
+        .post(
+            &format!("/v1/approvals/{}/approve", r1.approval_id),
+            Some(ALICE),
+        )
         .send()
         .await
         .unwrap();
@@ -98,9 +109,11 @@ async fn expiry_happens_once_across_two_replicas() {
     }
     // let both replicas sweep several more times after the last expiry
     let (sa, sb) = (sweeps(&a).await, sweeps(&b).await);
-    eventually("more sweeps on both replicas", Duration::from_secs(10), || async {
-        (sweeps(&a).await >= sa + 3.0 && sweeps(&b).await >= sb + 3.0).then_some(())
-    })
+    eventually(
+        "more sweeps on both replicas",
+        Duration::from_secs(10),
+        || async { (sweeps(&a).await >= sa + 3.0 && sweeps(&b).await >= sb + 3.0).then_some(()) },
+    )
     .await;
     for t in &tickets {
         assert_eq!(infra.count(&decided_subject(t)).await, 1, "ticket {t}");
@@ -111,7 +124,11 @@ async fn expiry_happens_once_across_two_replicas() {
         + b.metric("zengate_approval_expiries_total").await;
     assert_eq!(total, 4.0);
     // an expired item cannot be approved
-    let res = b.post(&format!("/v1/approvals/{}/approve", ids[0]), Some(ALICE)).send().await.unwrap();
+    let res = b
+        .post(&format!("/v1/approvals/{}/approve", ids[0]), Some(ALICE))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 409);
 }
 
@@ -129,16 +146,25 @@ async fn escalated_items_stay_decidable() {
     infra.publish_request(&r).await;
     svc.wait_item(&r.approval_id, Some("escalated")).await;
     infra.wait_count(&decided_subject(&t), 1).await;
-    assert_eq!(infra.last(&decided_subject(&t)).await["decision"], "escalated");
+    assert_eq!(
+        infra.last(&decided_subject(&t)).await["decision"],
+        "escalated"
+    );
     let res = svc
-        .post(&format!("/v1/approvals/{}/approve", r.approval_id), Some(ALICE))
+        .post(
+            &format!("/v1/approvals/{}/approve", r.approval_id),
+            Some(ALICE),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     infra.wait_count(&released_subject(&t), 1).await;
     infra.wait_count(&decided_subject(&t), 2).await;
-    assert_eq!(infra.last(&decided_subject(&t)).await["decision"], "approved");
+    assert_eq!(
+        infra.last(&decided_subject(&t)).await["decision"],
+        "approved"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +179,10 @@ async fn reconciler_publishes_a_release_that_was_not_published() {
         req.clone(),
         now - Duration::from_secs(60),
         now + Duration::from_secs(3600),
-        ResumeLinks { approve: "x".into(), reject: "y".into() },
+        ResumeLinks {
+            approve: "x".into(),
+            reject: "y".into(),
+        },
     );
     item.state = State::Approved;
     item.final_action = Some(req.action.clone());
@@ -179,7 +208,10 @@ async fn reconciler_publishes_a_release_that_was_not_published() {
     assert_eq!(stored["decision"]["published"], true);
     infra.wait_count(&released_subject(&t), 1).await;
     infra.wait_count(&decided_subject(&t), 1).await;
-    assert_eq!(infra.last(&released_subject(&t)).await["approved_by"], "alice");
+    assert_eq!(
+        infra.last(&released_subject(&t)).await["approved_by"],
+        "alice"
+    );
     assert!(svc.metric("zengate_approval_republished_total").await >= 1.0);
     // a repeat with the same Nats-Msg-Id (a second reconciler) is dropped by JetStream
     let mut headers = async_nats::HeaderMap::new();

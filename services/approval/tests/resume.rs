@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use approval::links;
 use serde_json::Value;
-use support::{Infra, RESUME_SECRET, Svc, decided_subject, released_subject, reply_request, unique_ticket};
+use support::{
+    Infra, RESUME_SECRET, Svc, decided_subject, released_subject, reply_request, unique_ticket,
+};
 use zengate_core::Secret;
 
 /// The path and query of an absolute link stored in an item.
@@ -22,7 +24,11 @@ fn replace_param(path: &str, name: &str, value: &str) -> String {
         .split('&')
         .map(|kv| {
             let (k, _) = kv.split_once('=').unwrap();
-            if k == name { format!("{k}={value}") } else { kv.to_owned() }
+            if k == name {
+                format!("{k}={value}")
+            } else {
+                kv.to_owned()
+            }
         })
         .collect();
     format!("{base}?{}", q.join("&"))
@@ -49,7 +55,11 @@ async fn tampered_wrong_decision_reused_unknown_and_expired() {
     let mut flipped = sig.clone().into_bytes();
     flipped[0] = if flipped[0] == b'a' { b'b' } else { b'a' };
     let tampered = [
-        replace_param(&approve, "signature", std::str::from_utf8(&flipped).unwrap()),
+        replace_param(
+            &approve,
+            "signature",
+            std::str::from_utf8(&flipped).unwrap(),
+        ),
         approve.split("&signature=").next().unwrap().to_owned(),
         replace_param(&approve, "decision", "reject"),
         replace_param(&reject, "signature", &sig),
@@ -64,15 +74,27 @@ async fn tampered_wrong_decision_reused_unknown_and_expired() {
     }
     // a link for one item does not open another
     let (other, _, _) = held(&infra, &svc).await;
-    let res = svc.post(&approve.replace(&id, &other), None).send().await.unwrap();
+    let res = svc
+        .post(&approve.replace(&id, &other), None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(svc.item(&id).await.unwrap()["state"], "pending");
 
     // GET shows a confirmation page and decides nothing
-    let res = svc.get(&approve, None).header("accept", "text/html").send().await.unwrap();
+    let res = svc
+        .get(&approve, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Resume me") && html.contains("method=\"post\""), "{html}");
+    assert!(
+        html.contains("Resume me") && html.contains("method=\"post\""),
+        "{html}"
+    );
     assert_eq!(svc.item(&id).await.unwrap()["state"], "pending");
 
     // the real link works once
@@ -94,19 +116,34 @@ async fn tampered_wrong_decision_reused_unknown_and_expired() {
     let secret = Secret::new(RESUME_SECRET);
     let unknown = "a".repeat(32);
     let far = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
-    let link = path_of(&links::url("http://x", &secret, &unknown, links::APPROVE, far));
+    let link = path_of(&links::url(
+        "http://x",
+        &secret,
+        &unknown,
+        links::APPROVE,
+        far,
+    ));
     assert_eq!(svc.post(&link, None).send().await.unwrap().status(), 404);
 
     // an expired (but correctly signed) link
     let past = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
-    let link = path_of(&links::url("http://x", &secret, &other, links::REJECT, past));
+    let link = path_of(&links::url(
+        "http://x",
+        &secret,
+        &other,
+        links::REJECT,
+        past,
+    ));
     assert_eq!(svc.post(&link, None).send().await.unwrap().status(), 410);
     assert_eq!(svc.item(&other).await.unwrap()["state"], "pending");
 
     // reject link on the other item: a browser gets a page
     let other_item = svc.item(&other).await.unwrap();
     let res = svc
-        .post(&path_of(other_item["links"]["reject"].as_str().unwrap()), None)
+        .post(
+            &path_of(other_item["links"]["reject"].as_str().unwrap()),
+            None,
+        )
         .header("accept", "text/html")
         .send()
         .await
@@ -126,8 +163,22 @@ async fn links_are_absolute_and_expire_with_the_item() {
     .await;
     let (id, _, item) = held(&infra, &svc).await;
     let link = item["links"]["approve"].as_str().unwrap();
-    assert!(link.starts_with(&format!("https://approvals.example.test/webhook/resume/{id}?decision=approve&expires=")));
-    let expires: i64 = link.split("expires=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
-    let expires_at = time::OffsetDateTime::parse(item["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(link.starts_with(&format!(
+        "https://approvals.example.test/webhook/resume/{id}?decision=approve&expires="
+    )));
+    let expires: i64 = link
+        .split("expires=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expires_at = time::OffsetDateTime::parse(
+        item["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     assert_eq!(expires, expires_at.unix_timestamp());
 }

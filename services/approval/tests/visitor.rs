@@ -38,9 +38,17 @@ fn unsigned(claims: &Value) -> String {
 }
 
 async fn ask(svc: &Svc, token: Option<&str>, body: Value) -> (u16, Value, Option<String>) {
-    let res = svc.post("/v1/ticket-requests", token).json(&body).send().await.unwrap();
+    let res = svc
+        .post("/v1/ticket-requests", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = res.status().as_u16();
-    let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
     (status, res.json().await.unwrap_or(Value::Null), retry)
 }
 
@@ -83,7 +91,11 @@ async fn refuses_bad_tokens() {
         assert_eq!(status, 401, "{what}");
         assert!(err["error"].is_string(), "{what}: {err}");
     }
-    let res = svc.get("/v1/approvals?state=pending", Some(support::ALICE)).send().await.unwrap();
+    let res = svc
+        .get("/v1/approvals?state=pending", Some(support::ALICE))
+        .send()
+        .await
+        .unwrap();
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["items"].as_array().unwrap().len(), 0);
     assert_eq!(infra.count("zengate.approval.requested.>").await, 0);
@@ -104,7 +116,10 @@ async fn held_as_create_ticket_with_claimed_requester_once() {
     let id = v["approval_id"].as_str().unwrap().to_owned();
     assert_eq!(
         id,
-        ProposalSource::TicketRequest { request_id: "jti-good".into() }.approval_id()
+        ProposalSource::TicketRequest {
+            request_id: "jti-good".into()
+        }
+        .approval_id()
     );
     let item = svc.wait_item(&id, Some("pending")).await;
     let action = &item["request"]["action"];
@@ -126,14 +141,26 @@ async fn held_as_create_ticket_with_claimed_requester_once() {
     assert_eq!(infra.count(&subject).await, 1);
 
     // approving releases a create_ticket on `.new`
-    let res = svc.post(&format!("/v1/approvals/{id}/approve"), Some(support::ALICE)).send().await.unwrap();
+    let res = svc
+        .post(&format!("/v1/approvals/{id}/approve"), Some(support::ALICE))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let released = format!("zengate.approval.released.{ACCOUNT}.new");
     infra.wait_count(&released, 1).await;
-    assert_eq!(infra.last(&released).await["action"]["requester"]["email"], "vera@example.com");
+    assert_eq!(
+        infra.last(&released).await["action"]["requester"]["email"],
+        "vera@example.com"
+    );
 
     // empty body fields are refused
-    let (status, _, _) = ask(&svc, Some(&sign(&claims("jti-empty"), JWT_SECRET)), json!({"subject": " ", "body": "x"})).await;
+    let (status, _, _) = ask(
+        &svc,
+        Some(&sign(&claims("jti-empty"), JWT_SECRET)),
+        json!({"subject": " ", "body": "x"}),
+    )
+    .await;
     assert_eq!(status, 400);
 }
 

@@ -104,7 +104,11 @@ where
             t.elapsed()
         }));
     }
-    let lat: Vec<Duration> = join_all(handles).await.into_iter().map(Result::unwrap).collect();
+    let lat: Vec<Duration> = join_all(handles)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     stats(total, start.elapsed(), lat)
 }
 
@@ -162,7 +166,11 @@ async fn main() {
         stream: ZendeskStreamSettings::default(),
     };
     let app = Application::build(config).await.unwrap();
-    let url = format!("http://{}{}", app.local_addr().unwrap(), ingress::WEBHOOK_PATH);
+    let url = format!(
+        "http://{}{}",
+        app.local_addr().unwrap(),
+        ingress::WEBHOOK_PATH
+    );
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -204,7 +212,10 @@ async fn main() {
     let _ = server.await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("events per run: {total}, concurrency: {CONCURRENCY}, body ~{} bytes", event(0).len());
+    println!(
+        "events per run: {total}, concurrency: {CONCURRENCY}, body ~{} bytes",
+        event(0).len()
+    );
     println!(
         "raw JetStream publish+ack : {:>8.0} msg/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
         raw.per_sec,

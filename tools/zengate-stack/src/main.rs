@@ -15,7 +15,10 @@ use zengate_runtime::redis_store::RedisStore;
 use zengate_runtime::{Shutdown, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "zengate-stack", about = "Run the whole zengate stack in one process")]
+#[command(
+    name = "zengate-stack",
+    about = "Run the whole zengate stack in one process"
+)]
 struct Args {
     /// Exit once the demo ticket has reached a pending approval.
     #[arg(long)]
@@ -60,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
     let worker_config = agent_worker::WorkerConfig::from_env(&env)?;
     let mut second = worker_config.clone();
     second.addr.set_port(worker_config.addr.port() + 1);
-    for (name, config) in [("agent-worker-1", worker_config), ("agent-worker-2", second)] {
+    for (name, config) in [
+        ("agent-worker-1", worker_config),
+        ("agent-worker-2", second),
+    ] {
         let worker = agent_worker::Application::build(config)
             .await
             .with_context(|| name.to_owned())?;

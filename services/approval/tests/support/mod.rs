@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use approval::auth::ApproverTokens;
-use approval::{ApprovalConfig, Application, OnTimeout};
+use approval::{Application, ApprovalConfig, OnTimeout};
 use async_nats::jetstream;
 use futures::TryStreamExt;
 use serde_json::Value;
@@ -36,8 +36,7 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
         redis_url: redis_url.to_owned(),
         account_id: ACCOUNT,
         jwt_secret: Secret::new(JWT_SECRET),
-        approvers: ApproverTokens::parse(&Secret::new(format!("alice:{ALICE},bob:{BOB}")))
-            .unwrap(),
+        approvers: ApproverTokens::parse(&Secret::new(format!("alice:{ALICE},bob:{BOB}"))).unwrap(),
         resume_secret: Secret::new(RESUME_SECRET),
         timeout: Duration::from_secs(3600),
         on_timeout: OnTimeout::Expire,
@@ -104,7 +103,10 @@ impl Infra {
     /// Body of the last message on `subject`.
     pub async fn last(&self, subject: &str) -> Value {
         let stream = self.js.get_stream("ZENGATE").await.unwrap();
-        let m = stream.get_last_raw_message_by_subject(subject).await.unwrap();
+        let m = stream
+            .get_last_raw_message_by_subject(subject)
+            .await
+            .unwrap();
         serde_json::from_slice(&m.payload).unwrap()
     }
 
@@ -220,7 +222,10 @@ impl Svc {
             Duration::from_secs(10),
             || async {
                 let res = self
-                    .get(&format!("/v1/approvals?state={state}&limit=500"), Some(ALICE))
+                    .get(
+                        &format!("/v1/approvals?state={state}&limit=500"),
+                        Some(ALICE),
+                    )
                     .send()
                     .await
                     .ok()?;

@@ -47,11 +47,21 @@ impl Browser {
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         eventually("chromedriver ready", Duration::from_secs(20), || async {
-            let v: Value = http.get(format!("{base}/status")).send().await.ok()?.json().await.ok()?;
+            let v: Value = http
+                .get(format!("{base}/status"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
             (v["value"]["ready"] == true).then_some(())
         })
         .await;
-        let profile = tempfile::Builder::new().prefix("zg-chromium-").tempdir().unwrap();
+        let profile = tempfile::Builder::new()
+            .prefix("zg-chromium-")
+            .tempdir()
+            .unwrap();
         let args = vec![
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
@@ -105,7 +115,8 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     /// Element ids matching a CSS selector (possibly none).
@@ -126,20 +137,30 @@ impl Browser {
 
     /// Waits for an element matching `css`.
     pub async fn wait_for(&self, css: &str) -> String {
-        eventually(&format!("element {css}"), Duration::from_secs(15), || async {
-            self.find_all(css).await.into_iter().next()
-        })
+        eventually(
+            &format!("element {css}"),
+            Duration::from_secs(15),
+            || async { self.find_all(css).await.into_iter().next() },
+        )
         .await
     }
 
     pub async fn click(&self, element: &str) {
-        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     pub async fn clear(&self, element: &str) {
-        self.call(reqwest::Method::POST, &format!("/element/{element}/clear"), Some(json!({})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     pub async fn type_text(&self, element: &str, text: &str) {
@@ -152,11 +173,15 @@ impl Browser {
     }
 
     pub async fn text(&self, element: &str) -> String {
-        self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/text"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     pub async fn execute(&self, script: &str) -> Value {

@@ -67,6 +67,8 @@ impl TestApp {
 
     pub async fn start_with(tweak: impl Fn(&mut IngressConfig)) -> Self {
         telemetry();
+        // reqwest is built without a default TLS provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = NatsServer::start().await;
         let redis = RedisServer::start().await;
         let mut config = config(&nats.url(), &redis.url());
