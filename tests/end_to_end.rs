@@ -77,7 +77,22 @@ async fn signed_webhook_to_one_approved_comment_in_zendesk() {
         agent_worker::Application::build(agent_worker::WorkerConfig::from_env(&env).unwrap())
             .await
             .unwrap();
+    let worker_base = format!("http://{}", worker.local_addr().unwrap());
     tokio::spawn(worker.run(shutdown.clone()));
+
+    // Every HTTP service describes itself.
+    let http = reqwest::Client::new();
+    for base in [&approval_base, &worker_base] {
+        let doc: serde_json::Value = http
+            .get(format!("{base}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(doc["paths"].get("/readyz").is_some(), "{base}: {doc}");
+    }
 
     // Watch what is released and applied on the bus.
     let bus = async_nats::connect(nats.url()).await.unwrap();
@@ -94,7 +109,6 @@ async fn signed_webhook_to_one_approved_comment_in_zendesk() {
     let comments_before = sim.comments(ticket.id).len();
 
     // The proposal reaches the approval service as a pending item.
-    let http = reqwest::Client::new();
     let pending_url = format!("{approval_base}/v1/approvals?state=pending");
     let item = eventually(
         "a pending approval for the ticket",

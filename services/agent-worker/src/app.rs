@@ -151,7 +151,16 @@ impl Application {
             redis_required: true,
             ..Checks::default()
         };
-        let router = Router::new().merge(health::routes(checks, Arc::new(registry)));
+        let router = Router::new()
+            .merge(health::routes(checks, Arc::new(registry)))
+            .merge(zengate_runtime::openapi::routes(
+                utoipa::openapi::OpenApiBuilder::new()
+                    .info(utoipa::openapi::Info::new(
+                        "zengate agent-worker",
+                        env!("CARGO_PKG_VERSION"),
+                    ))
+                    .build(),
+            ));
         let state = Arc::new(WorkerState {
             records: Records::new(redis, config.record_ttl),
             config,

@@ -30,14 +30,32 @@ use crate::item::State as ItemState;
 const MAX_LIMIT: usize = 500;
 const MAX_REASON: usize = 2000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only items in this state (`pending`, `approved`, `rejected`, `expired`,
+    /// `escalated`, `released`, `applied`, `failed`); empty or `all` for every item.
     pub state: Option<String>,
+    /// Page size, 1 to 500 (default 50).
     pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// `GET /v1/approvals`
+#[utoipa::path(
+    get,
+    path = "/v1/approvals",
+    tag = "approval",
+    description = "Lists approval items, oldest first, one page at a time.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "one page of items", body = crate::openapi::ItemPage),
+        (status = 400, description = "unknown `state` (`invalid_state`) or a malformed query string", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     _who: Approver,
@@ -60,6 +78,19 @@ pub async fn list(
 }
 
 /// `GET /v1/approvals/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/{id}",
+    tag = "approval",
+    params(("id" = String, Path, description = "approval id")),
+    responses(
+        (status = 200, description = "the item", body = crate::item::Item),
+        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
 pub async fn get(
     State(app): State<Arc<AppState>>,
     _who: Approver,
@@ -72,14 +103,19 @@ pub async fn get(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Optional body of an approval; an empty request body means no edits.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ApproveBody {
+    /// Replacement text for a reply, note or new ticket (the approver's edit).
     pub body: Option<String>,
+    /// Why, for the audit trail (at most 2000 bytes).
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Optional body of a rejection; an empty request body is allowed.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct RejectBody {
+    /// Why, for the audit trail (at most 2000 bytes).
     pub reason: Option<String>,
 }
 
@@ -100,6 +136,24 @@ fn clean_reason(r: Option<String>) -> Result<Option<String>, ApiError> {
 }
 
 /// `POST /v1/approvals/{id}/approve`
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/approve",
+    tag = "approval",
+    description = "Approves a pending or escalated item, optionally with an edited body; exactly one decision wins a race.",
+    params(("id" = String, Path, description = "approval id")),
+    request_body(content = Option<ApproveBody>, content_type = "application/json", description = "optional; empty means approve as proposed"),
+    responses(
+        (status = 200, description = "approved; the item as stored", body = crate::item::Item),
+        (status = 400, description = "malformed JSON, reason too long (`invalid_body`) or an unusable edit (`invalid_edit`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
+        (status = 409, description = "the item is already decided (`already_decided`)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "body larger than 64 KiB"),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
 pub async fn approve(
     State(app): State<Arc<AppState>>,
     Approver(by): Approver,
@@ -117,6 +171,24 @@ pub async fn approve(
 }
 
 /// `POST /v1/approvals/{id}/reject`
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/reject",
+    tag = "approval",
+    description = "Rejects a pending or escalated item; nothing is released.",
+    params(("id" = String, Path, description = "approval id")),
+    request_body(content = Option<RejectBody>, content_type = "application/json", description = "optional"),
+    responses(
+        (status = 200, description = "rejected; the item as stored", body = crate::item::Item),
+        (status = 400, description = "malformed JSON or reason too long (`invalid_body`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
+        (status = 409, description = "the item is already decided (`already_decided`)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "body larger than 64 KiB"),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
 pub async fn reject(
     State(app): State<Arc<AppState>>,
     Approver(by): Approver,
@@ -164,6 +236,17 @@ pub struct EventsQuery {
 }
 
 /// `GET /v1/events?token=…`: one `item` event per change.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "approval",
+    description = "Server-sent events for the console: `item` with `{\"id\",\"state\"}` on every change, `resync` when the client fell behind and should reload.",
+    responses(
+        (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+    ),
+    security(("approver_query_token" = []))
+)]
 pub async fn events(
     State(app): State<Arc<AppState>>,
     Query(q): Query<EventsQuery>,

@@ -14,6 +14,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
 use zengate_core::Secret;
 use zengate_core::events::ZENGATE_STREAM;
 use zengate_runtime::Shutdown;
@@ -24,6 +25,7 @@ use zengate_runtime::redis_store::{RedisStore, StoreError as RedisError};
 use crate::auth::ApproverTokens;
 use crate::config::{ApprovalConfig, OnTimeout};
 use crate::metrics::{ApprovalMetrics, RouteLabel};
+use crate::openapi::ApiDoc;
 use crate::publish::Publisher;
 use crate::store::{BUCKET, Store};
 use crate::visitor::VisitorVerifier;
@@ -149,7 +151,8 @@ impl Application {
             .layer(DefaultBodyLimit::max(64 * 1024))
             .route_layer(middleware::from_fn_with_state(state.clone(), observe))
             .with_state(state.clone())
-            .merge(health::routes(checks, Arc::new(registry)));
+            .merge(health::routes(checks, Arc::new(registry)))
+            .merge(zengate_runtime::openapi::routes(ApiDoc::openapi()));
         Ok(Self {
             listener,
             router,

@@ -7,6 +7,13 @@ use axum::response::{Html, IntoResponse, Response};
 
 const PAGE: &str = include_str!("console.html");
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "approval",
+    description = "The approval console (a static page; it signs in with an approver token).",
+    responses((status = 200, description = "the console", content_type = "text/html", body = String))
+)]
 pub async fn page() -> Response {
     (
         [

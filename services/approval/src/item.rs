@@ -13,9 +13,12 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use zengate_core::events::{Action, ActionOutcome, ApprovalRequested, Decision};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
@@ -64,9 +67,10 @@ impl State {
 }
 
 /// One audit entry: who did what, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     pub by: String,
     pub what: String,
@@ -77,11 +81,14 @@ pub struct HistoryEntry {
 }
 
 /// The decision as recorded on the item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DecisionRecord {
+    /// `approved`, `rejected`, `expired` or `escalated`.
+    #[schema(value_type = String)]
     pub decision: Decision,
     pub by: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -93,20 +100,25 @@ pub struct DecisionRecord {
 }
 
 /// Absolute signed links that resume this item without an approver token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ResumeLinks {
     pub approve: String,
     pub reject: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An approval item: the held proposal, its state and its audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Item {
     pub id: String,
     pub state: State,
+    /// The `zengate.approval.requested` event as received.
+    #[schema(value_type = Object)]
     pub request: ApprovalRequested,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     pub links: ResumeLinks,
     #[serde(default)]
@@ -115,8 +127,11 @@ pub struct Item {
     pub decision: Option<DecisionRecord>,
     /// The action as released (with the approver's edits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub final_action: Option<Action>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The `zengate.action.applied|failed` event, once the write ran.
+    #[schema(value_type = Option<Object>)]
     pub outcome: Option<ActionOutcome>,
 }
 

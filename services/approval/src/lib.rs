@@ -15,6 +15,7 @@ pub mod intake;
 pub mod item;
 pub mod links;
 pub mod metrics;
+pub mod openapi;
 pub mod publish;
 pub mod resume;
 pub mod store;

@@ -27,10 +27,15 @@ use crate::links;
 
 pub const RESUME_APPROVER: &str = "resume-link";
 
-#[derive(Debug, Deserialize)]
+/// The signed parameters of a resume link.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
+    /// `approve` or `reject`.
     pub decision: Option<String>,
+    /// Unix seconds after which the link no longer works.
     pub expires: Option<String>,
+    /// Hex HMAC-SHA256(`APPROVAL_RESUME_SECRET`, `id:decision:expires`).
     pub signature: Option<String>,
 }
 
@@ -98,6 +103,21 @@ fn error_page(e: ApiError) -> Response {
 }
 
 /// `GET /webhook/resume/{id}`: the confirmation page.
+#[utoipa::path(
+    get,
+    path = "/webhook/resume/{id}",
+    tag = "approval",
+    description = "Shows what a signed resume link would decide, with a button that POSTs the same URL (so link previews decide nothing). Every answer is an HTML page.",
+    params(("id" = String, Path, description = "approval id"), ResumeQuery),
+    responses(
+        (status = 200, description = "the confirmation page", content_type = "text/html", body = String),
+        (status = 401, description = "missing or bad signature, or tampered parameters", content_type = "text/html", body = String),
+        (status = 404, description = "no item with this id", content_type = "text/html", body = String),
+        (status = 409, description = "the item is already decided", content_type = "text/html", body = String),
+        (status = 410, description = "the link has expired", content_type = "text/html", body = String),
+        (status = 503, description = "the approvals store is unavailable", content_type = "text/html", body = String),
+    )
+)]
 pub async fn confirm(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -146,6 +166,24 @@ pub async fn confirm(
 }
 
 /// `POST /webhook/resume/{id}`: decides.
+#[utoipa::path(
+    post,
+    path = "/webhook/resume/{id}",
+    tag = "approval",
+    description = "Decides through a signed resume link (recorded as `resume-link`); a link works once. Answers an HTML page when the request accepts text/html, JSON otherwise.",
+    params(("id" = String, Path, description = "approval id"), ResumeQuery),
+    responses(
+        (status = 200, description = "decided", content(
+            (crate::openapi::ResumeResult = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 401, description = "missing or bad signature, or tampered parameters (`invalid_signature`)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
+        (status = 409, description = "the item is already decided (`already_decided`)", body = crate::openapi::ErrorBody),
+        (status = 410, description = "the link has expired (`link_expired`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn resume(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -91,9 +91,12 @@ impl VisitorVerifier {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A visitor's request for a new ticket, held for approval.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct TicketRequestBody {
+    /// Non-empty, at most 250 characters.
     pub subject: String,
+    /// Non-empty, at most 32 KiB.
     pub body: String,
 }
 
@@ -102,6 +105,23 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// `POST /v1/ticket-requests`
+#[utoipa::path(
+    post,
+    path = "/v1/ticket-requests",
+    tag = "approval",
+    description = "An authenticated chat visitor asks for a ticket; the request is held as an approval item (create_ticket). Rate-limited per visitor; each JWT (jti) works once.",
+    request_body(content = TicketRequestBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "held for approval", body = crate::openapi::TicketAccepted),
+        (status = 400, description = "malformed, empty or oversized body (`invalid_body`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing (`unauthorized`) or refused (`invalid_token`) visitor JWT", body = crate::openapi::ErrorBody),
+        (status = 409, description = "this JWT was already used (`replayed_token`)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "body larger than 64 KiB"),
+        (status = 429, description = "too many requests from this visitor (with Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "rate limiting or the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+    ),
+    security(("visitor_jwt" = []))
+)]
 pub async fn create(State(app): State<Arc<AppState>>, parts: Parts, body: Bytes) -> Response {
     let span = tracing::info_span!(
         "ticket_request",

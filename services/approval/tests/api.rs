@@ -325,3 +325,133 @@ async fn list_filters_orders_and_pages() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// Every route the router serves, as (method, OpenAPI path).
+const SERVED: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/v1/approvals"),
+    ("get", "/v1/approvals/{id}"),
+    ("post", "/v1/approvals/{id}/approve"),
+    ("post", "/v1/approvals/{id}/reject"),
+    ("get", "/v1/events"),
+    ("post", "/v1/ticket-requests"),
+    ("get", "/webhook/resume/{id}"),
+    ("post", "/webhook/resume/{id}"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let res = svc.get("/openapi.json", None).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc["info"]["title"], "zengate approval");
+
+    // Documented operations are exactly the served routes (the document
+    // itself excepted), and each served route answers (no 404/405 from the
+    // router) even without credentials.
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut expected: Vec<(String, String)> = SERVED
+        .iter()
+        .filter(|(_, p)| *p != "/openapi.json")
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    for (method, path) in SERVED {
+        let url = path.replace("{id}", "no-such-item");
+        let req = if *method == "get" {
+            svc.get(&url, None)
+        } else {
+            svc.post(&url, None)
+        };
+        let status = req.send().await.unwrap().status();
+        assert!(
+            status != 404 && status != 405,
+            "{method} {path} not served: {status}"
+        );
+    }
+
+    // Statuses each handler can answer are described.
+    let statuses = |method: &str, path: &str| -> Vec<String> {
+        let mut s: Vec<String> = doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} has no responses"))
+            .keys()
+            .cloned()
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(statuses("get", "/v1/approvals"), ["200", "400", "401"]);
+    assert_eq!(
+        statuses("get", "/v1/approvals/{id}"),
+        ["200", "401", "404", "503"]
+    );
+    for op in ["approve", "reject"] {
+        assert_eq!(
+            statuses("post", &format!("/v1/approvals/{{id}}/{op}")),
+            ["200", "400", "401", "404", "409", "413", "503"]
+        );
+    }
+    assert_eq!(
+        statuses("post", "/v1/ticket-requests"),
+        ["202", "400", "401", "409", "413", "429", "503"]
+    );
+    for method in ["get", "post"] {
+        assert_eq!(
+            statuses(method, "/webhook/resume/{id}"),
+            ["200", "401", "404", "409", "410", "503"]
+        );
+    }
+
+    // Credentials: approver bearer on the /v1/approvals routes, the query
+    // token on the event stream, a visitor JWT on ticket requests, none on
+    // the signed links.
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["approver_token"]["scheme"], "bearer");
+    assert_eq!(schemes["approver_query_token"]["in"], "query");
+    assert_eq!(schemes["visitor_jwt"]["bearerFormat"], "JWT");
+    let security = |method: &str, path: &str| doc["paths"][path][method]["security"].clone();
+    assert_eq!(
+        security("post", "/v1/approvals/{id}/approve"),
+        json!([{"approver_token": []}])
+    );
+    assert_eq!(
+        security("get", "/v1/events"),
+        json!([{"approver_query_token": []}])
+    );
+    assert_eq!(
+        security("post", "/v1/ticket-requests"),
+        json!([{"visitor_jwt": []}])
+    );
+    assert!(security("post", "/webhook/resume/{id}").is_null());
+
+    // The item schema names its fields and states.
+    let schemas = &doc["components"]["schemas"];
+    for field in ["id", "state", "request", "history", "links", "expires_at"] {
+        assert!(
+            schemas["Item"]["properties"].get(field).is_some(),
+            "Item.{field}"
+        );
+    }
+    assert_eq!(schemas["State"]["enum"].as_array().unwrap().len(), 8);
+    svc.stop().await;
+}

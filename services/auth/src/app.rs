@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi as _;
 use zengate_core::events::ZENGATE_STREAM;
 use zengate_runtime::bus::{self, BusError};
 use zengate_runtime::health::{self, Checks};
@@ -146,6 +147,9 @@ impl Application {
             .merge(browser)
             .with_state(state)
             .merge(health::routes(checks, Arc::new(registry)))
+            .merge(zengate_runtime::openapi::routes(
+                crate::openapi::ApiDoc::openapi(),
+            ))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
                 Duration::from_secs(10),

@@ -33,12 +33,34 @@ pub struct TokenQuery {
     user_token: Option<String>,
 }
 
-#[derive(Serialize)]
-struct JwtBody {
+/// `{"jwt": "<compact HS256 JWT>"}`, the body of every success.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct JwtBody {
+    /// The signed token, for the widget's `jwtFn` / Messaging `loginUser`.
     jwt: String,
 }
 
 /// `POST /webhook/zendesk-jwt?user_token=…`
+#[utoipa::path(
+    post,
+    path = "/webhook/zendesk-jwt",
+    tag = "auth",
+    description = "The JWT URL configured in Zendesk for the Web Widget (Classic): the widget posts the visitor's user_token as a query parameter.",
+    params(("user_token" = Option<String>, Query, description = "the visitor's user_token (16–128 characters of A-Z a-z 0-9 _ -)")),
+    responses(
+        (status = 200, description = "a Web Widget (Classic) JWT; `Cache-Control: no-store`", body = JwtBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
+        (status = 405, description = "method other than POST"),
+        (status = 408, description = "request not completed in time"),
+        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
+        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+    )
+)]
 pub async fn zendesk_jwt(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -50,6 +72,26 @@ pub async fn zendesk_jwt(
 }
 
 /// `GET /webhook/chat-token` with `Authorization: Bearer <user_token>`.
+#[utoipa::path(
+    get,
+    path = "/webhook/chat-token",
+    tag = "auth",
+    description = "A front end fetching its own Web Widget / Chat token with the visitor's user_token as a Bearer credential (CORS for the configured origins). A missing Authorization header is 400 `missing_user_token`.",
+    responses(
+        (status = 200, description = "a Web Widget (Classic) / Chat JWT; `Cache-Control: no-store`", body = JwtBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
+        (status = 405, description = "method other than GET"),
+        (status = 408, description = "request not completed in time"),
+        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
+        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn chat_token(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -60,6 +102,27 @@ pub async fn chat_token(
 }
 
 /// `POST /webhook/messaging-jwt?user_token=…`
+#[utoipa::path(
+    post,
+    path = "/webhook/messaging-jwt",
+    tag = "auth",
+    description = "A Messaging token (header `kid`, `scope: user`), user_token as a query parameter.",
+    params(("user_token" = Option<String>, Query, description = "the visitor's user_token (16–128 characters of A-Z a-z 0-9 _ -)")),
+    responses(
+        (status = 200, description = "a Messaging JWT; `Cache-Control: no-store`", body = JwtBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = crate::openapi::ErrorBody),
+        (status = 405, description = "method other than POST"),
+        (status = 408, description = "request not completed in time"),
+        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
+        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+    )
+)]
 pub async fn messaging_jwt(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -71,6 +134,27 @@ pub async fn messaging_jwt(
 }
 
 /// `GET /webhook/messaging-token` with `Authorization: Bearer <user_token>`.
+#[utoipa::path(
+    get,
+    path = "/webhook/messaging-token",
+    tag = "auth",
+    description = "A Messaging token, user_token as a Bearer credential (CORS for the configured origins). A missing Authorization header is 400 `missing_user_token`.",
+    responses(
+        (status = 200, description = "a Messaging JWT; `Cache-Control: no-store`", body = JwtBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = crate::openapi::ErrorBody),
+        (status = 405, description = "method other than GET"),
+        (status = 408, description = "request not completed in time"),
+        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
+        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn messaging_token(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -81,6 +165,15 @@ pub async fn messaging_token(
 }
 
 /// `GET /demo`: a page showing the widget snippet and a token's claims.
+#[utoipa::path(
+    get,
+    path = "/demo",
+    tag = "auth",
+    responses(
+        (status = 200, description = "the demo page (HTML, `Cache-Control: no-store`)", body = String, content_type = "text/html"),
+        (status = 405, description = "method other than GET"),
+    )
+)]
 pub async fn demo() -> Response {
     (
         [

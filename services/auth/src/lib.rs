@@ -14,6 +14,7 @@ pub mod issue;
 pub mod jwt;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod users;
 
 pub use app::{Application, AuthError, run};

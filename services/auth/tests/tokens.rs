@@ -529,3 +529,109 @@ async fn http_callback_lookup_backend() {
     );
     assert_eq!(error_of(res).await, (503, "lookup_unavailable".into()));
 }
+
+/// `/openapi.json` documents exactly the routes the router serves, with the
+/// statuses the handlers answer and the Bearer scheme of the browser endpoints.
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let app = TestApp::start_with(support::with_messaging).await;
+    let res = app
+        .http
+        .get(app.url(zengate_runtime::openapi::PATH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert_eq!(doc["info"]["title"], "zengate auth");
+
+    // Every route the router serves (besides the document itself).
+    let served = [
+        ("post", "/webhook/zendesk-jwt"),
+        ("get", "/webhook/chat-token"),
+        ("post", "/webhook/messaging-jwt"),
+        ("get", "/webhook/messaging-token"),
+        ("get", "/demo"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: HashSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let expected: HashSet<(String, String)> = served
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, expected);
+
+    // Each documented operation is really served: neither 404 nor 405.
+    for (method, path) in served {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let res = app
+            .http
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            ![404, 405].contains(&res.status().as_u16()),
+            "{method} {path}: {}",
+            res.status()
+        );
+    }
+    let res = app
+        .http
+        .get(app.url("/webhook/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Token endpoints describe every refusal; browser ones need the Bearer scheme.
+    for (method, path) in &served[..4] {
+        let op = &paths[*path][*method];
+        let statuses: Vec<&str> = op["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for s in ["200", "400", "401", "408", "422", "429", "500", "503"] {
+            assert!(statuses.contains(&s), "{method} {path} lacks {s}");
+        }
+        assert_eq!(
+            statuses.contains(&"404"),
+            path.contains("messaging"),
+            "{path}"
+        );
+        assert_eq!(
+            op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/JwtBody"
+        );
+        let bearer = *method == "get";
+        assert_eq!(op["security"] == json!([{"bearer": []}]), bearer, "{path}");
+        assert_eq!(
+            op["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["name"] == "user_token")),
+            !bearer,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    app.stop().await;
+}

@@ -13,6 +13,7 @@ use axum::routing::post;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi as _;
 use zengate_core::events::ZENDESK_STREAM;
 use zengate_runtime::Shutdown;
 use zengate_runtime::bus::{self, BusError};
@@ -101,6 +102,9 @@ impl Application {
             )
             .with_state(state)
             .merge(health::routes(checks, Arc::new(registry)))
+            .merge(zengate_runtime::openapi::routes(
+                crate::openapi::ApiDoc::openapi(),
+            ))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
                 Duration::from_secs(10),

@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod dedup;
 pub mod metrics;
+pub mod openapi;
 pub mod request;
 pub mod webhook;
 

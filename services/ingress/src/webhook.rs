@@ -21,6 +21,31 @@ use crate::app::AppState;
 use crate::request::{self, Delivery, Rejection};
 
 /// `POST /channels/zendesk/webhook`
+#[utoipa::path(
+    post,
+    path = "/channels/zendesk/webhook",
+    tag = "ingress",
+    description = "A Zendesk webhook delivery. The body is Zendesk's common event envelope, signed with HMAC-SHA256 over timestamp ‖ body.",
+    params(
+        ("x-zendesk-account-id" = String, Header, description = "Zendesk account id (positive decimal)"),
+        ("x-zendesk-webhook-id" = String, Header, description = "webhook id"),
+        ("x-zendesk-webhook-invocation-id" = String, Header, description = "delivery attempt id"),
+        ("x-zendesk-webhook-signature-timestamp" = String, Header, description = "signed timestamp"),
+        ("x-zendesk-webhook-signature" = String, Header, description = "base64 HMAC-SHA256(secret, timestamp ‖ body), 44 characters"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "the event envelope, exact bytes"),
+    responses(
+        (status = 200, description = "durable in JetStream (or a known duplicate); empty body"),
+        (status = 400, description = "bad routing header, Content-Length, UTF-8, JSON or envelope", body = crate::openapi::ErrorBody),
+        (status = 401, description = "signature missing, malformed, duplicated, not matching or stale", body = crate::openapi::ErrorBody),
+        (status = 403, description = "account or webhook not accepted here", body = crate::openapi::ErrorBody),
+        (status = 405, description = "method other than POST"),
+        (status = 408, description = "request not completed in time"),
+        (status = 413, description = "body above the limit", body = crate::openapi::ErrorBody),
+        (status = 415, description = "media type not application/json", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not durable in time; retry after Retry-After seconds", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let span = tracing::info_span!(
         "webhook",

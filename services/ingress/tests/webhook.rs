@@ -572,6 +572,36 @@ async fn health_ready_and_metrics() {
 }
 
 #[tokio::test]
+async fn openapi_documents_every_route() {
+    let app = TestApp::start().await;
+    let doc: serde_json::Value = app
+        .http
+        .get(format!("{}/openapi.json", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/channels/zendesk/webhook",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
+    }
+    let webhook = &doc["paths"]["/channels/zendesk/webhook"]["post"]["responses"];
+    for status in ["200", "400", "401", "403", "413", "415", "503"] {
+        assert!(
+            webhook.get(status).is_some(),
+            "status {status} undocumented"
+        );
+    }
+}
+
+#[tokio::test]
 async fn graceful_shutdown_drains_and_stops() {
     let app = TestApp::start().await;
     let body = ticket_event(42, "e-shutdown", 5, "created");

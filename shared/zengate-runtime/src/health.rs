@@ -129,7 +129,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
     registry: Arc<Registry>,
 ) -> Router<S> {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(HealthState {
@@ -138,6 +138,17 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         })
 }
 
+/// Process alive.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "the process serves requests", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Dependencies reachable; a JSON report of every check.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "every required dependency is reachable"),
+    (status = 503, description = "a required dependency is not reachable")))]
 async fn readyz(State(state): State<HealthState>) -> Response {
     let report = state.checks.run().await;
     let status = if report.ready {
@@ -148,6 +159,9 @@ async fn readyz(State(state): State<HealthState>) -> Response {
     (status, axum::Json(report)).into_response()
 }
 
+/// Prometheus / OpenMetrics text.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "metrics in OpenMetrics text format", body = String)))]
 async fn metrics(State(state): State<HealthState>) -> Response {
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
@@ -162,3 +176,9 @@ async fn metrics(State(state): State<HealthState>) -> Response {
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
+
+/// The OpenAPI description of the three routes above, merged into every
+/// service's document.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics))]
+pub struct HealthApi;

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod redis_store;
 pub mod shutdown;
 pub mod telemetry;

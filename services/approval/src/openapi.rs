@@ -1,0 +1,125 @@
+//! The approval service's OpenAPI document, derived from the handler
+//! annotations. Response shapes built ad hoc with `json!` in the handlers are
+//! described here by schema-only types so the document names their fields.
+
+use utoipa::Modify;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::item::{DecisionRecord, HistoryEntry, Item, ResumeLinks, State};
+
+/// Security scheme name: an approver token from `APPROVER_TOKENS`.
+pub const APPROVER: &str = "approver_token";
+/// Security scheme name: the approver token as `?token=` (server-sent events only).
+pub const APPROVER_QUERY: &str = "approver_query_token";
+/// Security scheme name: a visitor JWT (HS256, `ZENDESK_JWT_SHARED_SECRET`).
+pub const VISITOR: &str = "visitor_jwt";
+
+/// `{"error": code, "message": text}`, the body of every refusal.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// Stable code, e.g. `unauthorized`, `not_found`, `already_decided`.
+    error: String,
+    /// What is wrong, for the caller.
+    message: String,
+}
+
+/// One page of `GET /v1/approvals`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ItemPage {
+    items: Vec<Item>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The answer to an accepted visitor ticket request.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TicketAccepted {
+    /// Id of the approval item now holding the request.
+    approval_id: String,
+    /// Always `pending`.
+    state: State,
+}
+
+/// The answer of a resume link used by a non-browser client.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ResumeResult {
+    id: String,
+    state: State,
+}
+
+/// Adds the three credentials the routes use.
+#[derive(Debug)]
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            APPROVER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("an approver token (`APPROVER_TOKENS`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            APPROVER_QUERY,
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "an approver token; only `GET /v1/events` accepts it here, because EventSource cannot send headers",
+            ))),
+        );
+        components.add_security_scheme(
+            VISITOR,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "a visitor JWT signed HS256 with `ZENDESK_JWT_SHARED_SECRET`; claims name, email, jti, iat, exp, optional external_id; each jti works once",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "zengate approval",
+        description = "Holds proposed Zendesk writes until a person approves or rejects them"
+    ),
+    paths(
+        crate::console::page,
+        crate::api::list,
+        crate::api::get,
+        crate::api::approve,
+        crate::api::reject,
+        crate::api::events,
+        crate::visitor::create,
+        crate::resume::confirm,
+        crate::resume::resume,
+    ),
+    components(schemas(
+        ErrorBody,
+        ItemPage,
+        TicketAccepted,
+        ResumeResult,
+        Item,
+        State,
+        HistoryEntry,
+        DecisionRecord,
+        ResumeLinks,
+        crate::api::ApproveBody,
+        crate::api::RejectBody,
+        crate::visitor::TicketRequestBody,
+    )),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
