@@ -27,14 +27,24 @@ LOGS="$DEV/logs"
 mkdir -p "$LOGS" "$DEV/data"
 
 say() { printf '\033[1m[zengate]\033[0m %s\n' "$*"; }
-PIDS=()
+PIDS=()        # zengate services
+INFRA=()       # NATS / Redis started here
+stop_all() { # pids... : SIGTERM, wait up to 25 s, then SIGKILL
+  [ "$#" -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for _ in $(seq 1 250); do
+    kill -0 "$@" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$@" 2>/dev/null || true
+}
 cleanup() {
   trap - INT TERM EXIT
-  if [ "${#PIDS[@]}" -gt 0 ]; then
-    say "stopping"
-    kill -TERM "${PIDS[@]}" 2>/dev/null || true
-    wait "${PIDS[@]}" 2>/dev/null || true
-  fi
+  say "stopping"
+  # services first (they drain against NATS/Redis), then the infrastructure
+  stop_all "${PIDS[@]}"
+  stop_all "${INFRA[@]}"
+  wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
@@ -67,7 +77,7 @@ else
   [ -n "$info" ] && say "NATS on 4222 is too old or lacks JetStream; starting a private one"
   port_open 4222 && NATS_PORT=$(free_port)
   nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$DEV/data/nats" >"$LOGS/nats.log" 2>&1 &
-  PIDS+=($!)
+  INFRA+=($!)
   for _ in $(seq 1 100); do port_open "$NATS_PORT" && break; sleep 0.1; done
   say "started NATS on 127.0.0.1:$NATS_PORT (data in .dev/data/nats)"
 fi
@@ -81,7 +91,7 @@ else
   port_open 6379 && REDIS_PORT=$(free_port)
   mkdir -p "$DEV/data/redis"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DEV/data/redis" --appendonly yes >"$LOGS/redis.log" 2>&1 &
-  PIDS+=($!)
+  INFRA+=($!)
   for _ in $(seq 1 100); do port_open "$REDIS_PORT" && break; sleep 0.1; done
   say "started Redis on 127.0.0.1:$REDIS_PORT (data in .dev/data/redis)"
 fi
@@ -114,7 +124,8 @@ if [ -n "$ONE" ]; then
   say "starting the whole stack in one process"
   args=(); [ -n "$CHECK" ] && args+=(--check)
   "$BIN/zengate-stack" "${args[@]}"
-  exit $?
+  [ -n "$CHECK" ] && say "check passed (one process)"
+  exit 0
 fi
 
 start() { # name command...
@@ -172,4 +183,4 @@ if [ -n "$CHECK" ]; then
   exit 0
 fi
 say "running; Ctrl-C stops everything"
-wait -n "${PIDS[@]}"
+wait -n "${PIDS[@]}" "${INFRA[@]}"

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use axum::Router;
@@ -25,6 +26,10 @@ use crate::records::Records;
 use crate::rules::{RulesDrafter, RulesError};
 use crate::topology::{self, TopologyError};
 use crate::{executor, partition};
+
+/// Longest wait for in-flight messages to settle at shutdown (within a
+/// Kubernetes grace period of 30 s).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -225,8 +230,21 @@ impl Application {
         );
         shutdown.wait().await;
         tracing::info!("draining in-flight messages");
-        while loops.join_next().await.is_some() {}
-        let _ = self.client.flush().await;
+        // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
+        // settle; leaving it unacked means it is redelivered, never lost.
+        let deadline = self.state.config.ack_wait.min(DRAIN_DEADLINE);
+        let drained = tokio::time::timeout(deadline, async {
+            while loops.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?deadline,
+                "in-flight messages did not settle in time; they will be redelivered"
+            );
+            loops.shutdown().await;
+        }
+        zengate_runtime::bus::flush_bounded(&self.client).await;
         http_stop.trigger();
         match http.await {
             Ok(r) => r?,

@@ -173,7 +173,7 @@ impl Application {
         tracing::info!(%addr, "approval listening");
         let app = self.state.clone();
         let stop = app.shutdown.clone();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(app.store.clone().watch(stop.clone())),
             tokio::spawn(intake::run_requests(app.clone(), stop.clone())),
             tokio::spawn(intake::run_outcomes(app.clone(), stop.clone())),
@@ -193,10 +193,21 @@ impl Application {
             .await;
         stop.trigger();
         relay.abort();
-        for t in tasks {
-            let _ = t.await;
+        // Bounded: a loop stuck on an unreachable NATS must not hold the
+        // process; unacked messages are redelivered.
+        let joined = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            for t in &mut tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("background loops did not stop in time; aborting them");
+            for t in &tasks {
+                t.abort();
+            }
         }
-        let _ = self.client.flush().await;
+        zengate_runtime::bus::flush_bounded(&self.client).await;
         tracing::info!("approval stopped");
         served?;
         Ok(())

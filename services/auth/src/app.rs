@@ -216,7 +216,7 @@ impl Application {
         shutdown.trigger();
         let _ = reloader.await;
         let _ = drainer.await;
-        let _ = self.client.flush().await;
+        zengate_runtime::bus::flush_bounded(&self.client).await;
         served?;
         tracing::info!("auth stopped");
         Ok(())

@@ -128,7 +128,7 @@ impl Application {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { wait.wait().await })
             .await?;
-        let _ = self.client.flush().await;
+        zengate_runtime::bus::flush_bounded(&self.client).await;
         tracing::info!("ingress stopped");
         Ok(())
     }

@@ -166,3 +166,14 @@ pub fn is_connected(client: &async_nats::Client) -> bool {
         async_nats::connection::State::Connected
     )
 }
+
+/// Flushes pending publishes at shutdown, giving up after two seconds: with
+/// NATS unreachable a flush would otherwise wait for a reconnect forever.
+pub async fn flush_bounded(client: &async_nats::Client) {
+    if tokio::time::timeout(Duration::from_secs(2), client.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("NATS flush did not complete at shutdown");
+    }
+}
