@@ -3,40 +3,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use support::TestApp;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use zengate_testkit::LogCapture;
 
 #[tokio::test]
 async fn logs_hold_no_secret_token_or_jwt() {
-    let buffer = Buffer::default();
-    tracing_subscriber::fmt()
-        .with_writer(buffer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .json()
-        .init();
+    let logs = LogCapture::install(zengate_runtime::telemetry::log_filter("trace").unwrap());
 
     let mut app = TestApp::start_with(|c| {
         support::with_messaging(c);
@@ -70,7 +42,7 @@ async fn logs_hold_no_secret_token_or_jwt() {
     );
     app.stop().await;
 
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("jwt issued"), "issuances are logged");
     assert!(text.contains(&zengate_core::events::short_hash(&token)));
     for needle in [

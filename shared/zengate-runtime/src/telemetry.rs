@@ -44,8 +44,8 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
             ));
         }
     };
-    let filter = EnvFilter::try_new(env.string_or("RUST_LOG", "info"))
-        .map_err(|e| ConfigError::invalid("RUST_LOG", e.to_string()))?;
+    let filter = log_filter(&env.string_or("RUST_LOG", "info"))
+        .map_err(|e| ConfigError::invalid("RUST_LOG", e))?;
     let service = env.string_or("OTEL_SERVICE_NAME", default_service);
 
     let resource = opentelemetry_sdk::Resource::builder()
@@ -88,6 +88,18 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
             .try_init()
     };
     Ok(TelemetryGuard { provider })
+}
+
+/// The log filter for `RUST_LOG`, with one cap that no setting lifts: the
+/// NATS client prints published headers at TRACE, and provider events carry
+/// Zendesk's signature in their headers, so `async_nats` stops at DEBUG.
+pub fn log_filter(rust_log: &str) -> Result<EnvFilter, String> {
+    let cap = "async_nats=debug"
+        .parse()
+        .map_err(|e: tracing_subscriber::filter::ParseError| e.to_string())?;
+    EnvFilter::try_new(rust_log)
+        .map(|f| f.add_directive(cap))
+        .map_err(|e| e.to_string())
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

@@ -5,11 +5,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod binaries;
+mod logs;
 mod nats;
 mod redis;
 mod wait;
 
 pub use binaries::{MIN_NATS_VERSION, nats_server_binary, redis_server_binary};
+pub use logs::LogCapture;
 pub use nats::NatsServer;
 pub use redis::RedisServer;
 pub use wait::{eventually, free_port};

@@ -1,0 +1,52 @@
+//! Captures every log line of the test process (JSON, TRACE level) so a test
+//! can prove what never reaches the logs: secrets, tokens, signatures.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// The process-wide log capture. Install it before anything else logs.
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Installs a JSON subscriber with `filter` (pass the services' own
+    /// filter, e.g. `telemetry::log_filter("trace")`) writing into the
+    /// capture. Panics if another global subscriber is already installed.
+    pub fn install(filter: tracing_subscriber::EnvFilter) -> Self {
+        let capture = Self::default();
+        tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .json()
+            .init();
+        capture
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
