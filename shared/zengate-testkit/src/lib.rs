@@ -14,4 +14,4 @@ pub use binaries::{MIN_NATS_VERSION, nats_server_binary, redis_server_binary};
 pub use logs::LogCapture;
 pub use nats::NatsServer;
 pub use redis::RedisServer;
-pub use wait::{eventually, free_port};
+pub use wait::{eventually, free_port, metric_value};

@@ -32,3 +32,14 @@ where
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
+
+/// The value of one series in a `/metrics` text (0 when absent), e.g.
+/// `metric_value(&text, "zengate_ingress_requests_total{status=\"200\"}")`.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}

@@ -269,12 +269,7 @@ impl Worker {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        zengate_testkit::metric_value(&text, series)
     }
 }
 

@@ -250,12 +250,7 @@ impl Svc {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        zengate_testkit::metric_value(&text, series)
     }
 }
 
