@@ -163,8 +163,13 @@ for _ in $(seq 1 300); do
 done
 [ -n "$PENDING" ] || { say "no pending approval appeared; see $LOGS"; exit 1; }
 say "pending approval for ticket $TICKET_ID is waiting in the console"
+say "posting a signed sample event straight to the ingress with zengate sign-event"
+DEMO_ID="demo-$(date +%s)-$$"
+sed "s/demo-ticket-created-1/$DEMO_ID/" deploy/samples/ticket-created.json >"$DEV/demo-event.json"
+"$BIN/zengate" sign-event --url "$WEBHOOK" "$DEV/demo-event.json"
 say "last events on ZENDESK_EVENTS (sequence, subject, Nats-Msg-Id):"
-"$BIN/zengate" events last --count 3
+"$BIN/zengate" events last --count 3 | tee "$LOGS/demo-events.txt"
+grep -q "zendesk.42.ticket.9007199254740993.created.*42:$DEMO_ID" "$LOGS/demo-events.txt"
 
 cat <<INFO
 
