@@ -178,7 +178,7 @@ cat <<INFO
   Chat JWT    : curl -s -H 'Authorization: Bearer $USER_TOKEN' http://$AUTH_ADDR/webhook/chat-token
   Widget JWT  : curl -s -X POST 'http://$AUTH_ADDR/webhook/zendesk-jwt?user_token=$USER_TOKEN'
   Demo page   : http://$AUTH_ADDR/demo
-  Webhook     : target/debug/zengate sign-event --url $WEBHOOK deploy/samples/ticket-created.json
+  Webhook     : target/debug/zengate sign-event --secret $ZENDESK_WEBHOOK_SIGNING_SECRET --account $ZENDESK_ACCOUNT_ID --webhook-id $ZENDESK_WEBHOOK_ID --url $WEBHOOK deploy/samples/ticket-created.json
   Simulator   : http://$ZENDESK_SIM_ADDR  (POST /__sim/tickets, /__sim/tickets/{id}/comments)
   Logs        : $LOGS/
 INFO

@@ -12,8 +12,10 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets};
+use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{ConfigError, Env};
@@ -92,14 +94,17 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
 
 /// The log filter for `RUST_LOG`, with one cap that no setting lifts: the
 /// NATS client prints published headers at TRACE, and provider events carry
-/// Zendesk's signature in their headers, so `async_nats` stops at DEBUG.
-pub fn log_filter(rust_log: &str) -> Result<EnvFilter, String> {
-    let cap = "async_nats=debug"
-        .parse()
-        .map_err(|e: tracing_subscriber::filter::ParseError| e.to_string())?;
-    EnvFilter::try_new(rust_log)
-        .map(|f| f.add_directive(cap))
-        .map_err(|e| e.to_string())
+/// Zendesk's signature in their headers, so `async_nats` stops at DEBUG. The
+/// cap only lowers: `RUST_LOG=info` keeps the client at INFO.
+pub fn log_filter<S>(rust_log: &str) -> Result<impl Filter<S> + Send + Sync + 'static, String>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let requested = EnvFilter::try_new(rust_log).map_err(|e| e.to_string())?;
+    let cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("async_nats", LevelFilter::DEBUG);
+    Ok(requested.and(cap))
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
@@ -143,4 +148,86 @@ pub fn current_traceparent() -> Option<String> {
     headers
         .get(zengate_core::headers::TRACEPARENT)
         .map(|v| v.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::Level;
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<(String, Level)>>>;
+
+    /// Records the target and level of every event that passes its filter.
+    struct Record(Seen);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Record {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if let Ok(mut seen) = self.0.lock() {
+                let meta = event.metadata();
+                seen.push((meta.target().to_owned(), *meta.level()));
+            }
+        }
+    }
+
+    fn printed(rust_log: &str) -> Vec<(String, Level)> {
+        let seen = Seen::default();
+        let Ok(filter) = log_filter(rust_log) else {
+            panic!("{rust_log} should parse");
+        };
+        let subscriber =
+            tracing_subscriber::registry().with(Record(seen.clone()).with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "async_nats::connection", "headers");
+            tracing::debug!(target: "async_nats::connection", "flushing");
+            tracing::info!(target: "async_nats", "connected");
+            tracing::debug!(target: "ingress", "parsed");
+            tracing::trace!(target: "ingress", "bytes");
+        });
+        seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn pairs(list: &[(&str, Level)]) -> Vec<(String, Level)> {
+        list.iter().map(|(t, l)| ((*t).to_owned(), *l)).collect()
+    }
+
+    #[test]
+    fn trace_never_reaches_the_nats_client() {
+        assert_eq!(
+            printed("trace"),
+            pairs(&[
+                ("async_nats::connection", Level::DEBUG),
+                ("async_nats", Level::INFO),
+                ("ingress", Level::DEBUG),
+                ("ingress", Level::TRACE),
+            ])
+        );
+        assert_eq!(
+            printed("async_nats=trace"),
+            pairs(&[
+                ("async_nats::connection", Level::DEBUG),
+                ("async_nats", Level::INFO),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_cap_never_raises_a_level() {
+        assert_eq!(printed("info"), pairs(&[("async_nats", Level::INFO)]));
+        assert_eq!(
+            printed("debug,async_nats=warn"),
+            pairs(&[("ingress", Level::DEBUG)])
+        );
+    }
+
+    #[test]
+    fn bad_directives_are_refused() {
+        assert!(log_filter::<tracing_subscriber::Registry>("ingress=loud").is_err());
+    }
 }

@@ -4,6 +4,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::{Filter, Layer as _, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+
 /// The process-wide log capture. Install it before anything else logs.
 #[derive(Debug, Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
@@ -12,13 +16,19 @@ impl LogCapture {
     /// Installs a JSON subscriber with `filter` (pass the services' own
     /// filter, e.g. `telemetry::log_filter("trace")`) writing into the
     /// capture. Panics if another global subscriber is already installed.
-    pub fn install(filter: tracing_subscriber::EnvFilter) -> Self {
+    pub fn install<F>(filter: F) -> Self
+    where
+        F: Filter<Registry> + Send + Sync + 'static,
+    {
         let capture = Self::default();
-        tracing_subscriber::fmt()
-            .with_writer(capture.clone())
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .json()
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_ansi(false)
+                    .with_writer(capture.clone())
+                    .with_filter(filter),
+            )
             .init();
         capture
     }

@@ -18,8 +18,9 @@ pub struct SignEvent {
     /// Zendesk account id sent in x-zendesk-account-id.
     #[arg(long, env = "ZENDESK_ACCOUNT_ID")]
     account: String,
-    /// Webhook id sent in x-zendesk-webhook-id.
-    #[arg(long, default_value = "01ZENGATEDEMO")]
+    /// Webhook id sent in x-zendesk-webhook-id (must match the ingress's
+    /// `ZENDESK_WEBHOOK_ID` when that is set).
+    #[arg(long, env = "ZENDESK_WEBHOOK_ID", default_value = "01ZENGATEDEMO")]
     webhook_id: String,
     /// Signature timestamp; defaults to now (ISO-8601 UTC).
     #[arg(long)]
