@@ -4,7 +4,12 @@
 //! 1. raw async-nats JetStream publish + PubAck, 64 concurrent publishers;
 //! 2. signed ~2 KB ticket events through the running ingress over HTTP, 64
 //!    concurrent connections;
-//! 3. the ingress driven open-loop at half its measured maximum rate (p99).
+//! 3. the ingress driven open-loop at half its measured maximum rate (p99);
+//! 4. the same server's `GET /healthz` over the same client and concurrency:
+//!    the HTTP ceiling of this machine, which the ingress can never exceed.
+//!
+//! Requests are built and signed before each timed phase, as the raw phase's
+//! bodies are, so the timings hold transport and server work only.
 //!
 //! `cargo bench -p ingress` (BENCH_EVENTS overrides the event count).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -178,12 +183,21 @@ async fn main() {
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .unwrap();
+    // Every request of phases 2 and 3, signed in advance.
+    let ts = "2025-01-08T10:12:08Z";
+    let signed: Arc<Vec<(Bytes, String)>> = Arc::new(
+        (0..total + (total / 2).max(1000))
+            .map(|i| {
+                let body = event(i);
+                let sig = zengate_core::signature::sign(&Secret::new(SECRET), ts, &body);
+                (Bytes::from(body), sig)
+            })
+            .collect(),
+    );
     let send = {
-        let (http, url) = (http.clone(), url.clone());
-        move |i: usize, base: usize| {
-            let body = event(base + i);
-            let ts = "2025-01-08T10:12:08Z";
-            let sig = zengate_core::signature::sign(&Secret::new(SECRET), ts, &body);
+        let (http, url, signed) = (http.clone(), url.clone(), signed.clone());
+        move |i: usize| {
+            let (body, sig) = signed[i].clone();
             let req = http
                 .post(&url)
                 .header("content-type", "application/json")
@@ -199,14 +213,25 @@ async fn main() {
             }
         }
     };
-    let s = send.clone();
-    let ing = closed_loop(total, move |i| s(i, 0)).await;
+    let ing = closed_loop(total, send.clone()).await;
 
     // 3. Open loop at half the measured ingress maximum.
     let half = ing.per_sec / 2.0;
     let n = (total / 2).max(1000);
     let s = send.clone();
-    let paced = open_loop(n, half, move |i| s(i, total)).await;
+    let paced = open_loop(n, half, move |i| s(total + i)).await;
+
+    // 4. The HTTP ceiling: the same server's /healthz.
+    let health = url.replace(ingress::WEBHOOK_PATH, "/healthz");
+    let h = http.clone();
+    let ceiling = closed_loop(total, move |_| {
+        let req = h.get(&health);
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    })
+    .await;
 
     shutdown.trigger();
     let _ = server.await;
@@ -234,5 +259,16 @@ async fn main() {
         ms(paced.p50),
         ms(paced.p99)
     );
+    println!(
+        "HTTP ceiling (/healthz)   : {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        ceiling.per_sec,
+        ms(ceiling.p50),
+        ms(ceiling.p99)
+    );
     println!("ratio ingress/raw: {:.2}", ing.per_sec / raw.per_sec);
+    println!(
+        "ratio ingress/HTTP ceiling: {:.2}; HTTP ceiling/raw: {:.2}",
+        ing.per_sec / ceiling.per_sec,
+        ceiling.per_sec / raw.per_sec
+    );
 }
