@@ -3,7 +3,9 @@
 # - docker-compose.yml against the Compose specification schema (shipped in the
 #   docker-compose wheel on PyPI);
 # - every Kubernetes overlay rendered with kustomize and validated against the
-#   Kubernetes OpenAPI schemas shipped in the kubernetes-validate package.
+#   Kubernetes OpenAPI schemas shipped in the kubernetes-validate package, and
+#   its custom resources (KEDA) against the CRD schemas shipped in the npm
+#   package @kubernetes-models/keda (deploy/validate-crds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=.dev
@@ -27,13 +29,25 @@ if ! command -v kubectl >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
   $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null
 fi
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -d deploy/validate-crds/node_modules/@kubernetes-models/keda ]; then
+  npm ci --prefix deploy/validate-crds --silent --no-audit --no-fund >/dev/null
+fi
+rendered=()
 for overlay in deploy/k8s/overlays/*/; do
   name=$(basename "$overlay")
   out="$DEV/cache/k8s-$name.yaml"
   kubectl kustomize "$overlay" >"$out" 2>/dev/null
   kinds=$(grep -c '^kind:' "$out")
   echo "[validate] k8s overlay $name: $kinds objects"
-  # ScaledObject (KEDA) has no schema in the Kubernetes set; everything else is strict.
+  # Custom resources (KEDA) have no schema in the Kubernetes set; they are
+  # checked below. Everything else is strict.
   "$PY/kubernetes-validate" --strict --quiet --no-warn -k 1.30 "$out"
+  rendered+=("$out")
 done
+echo "[validate] custom resources"
+node deploy/validate-crds/validate.mjs "${rendered[@]}"
 echo "[validate] deployment files valid"
