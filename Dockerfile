@@ -15,7 +15,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bins \
  && mkdir -p /out \
- && for b in ingress auth approval agent-worker zendesk-sim zengate; do cp target/release/$b /out/; done
+ && for b in ingress auth approval agent-worker zendesk-sim zengate zengate-stack; do cp target/release/$b /out/; done
 
 # distroless: glibc + CA certificates, no shell, runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
