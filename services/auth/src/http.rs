@@ -50,15 +50,8 @@ pub(crate) struct JwtBody {
     responses(
         (status = 200, description = "a Web Widget (Classic) JWT; `Cache-Control: no-store`", body = JwtBody),
         (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
         (status = 405, description = "method other than POST"),
-        (status = 408, description = "request not completed in time"),
-        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
-        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+        crate::openapi::TokenRefusals,
     )
 )]
 pub async fn zendesk_jwt(
@@ -80,15 +73,8 @@ pub async fn zendesk_jwt(
     responses(
         (status = 200, description = "a Web Widget (Classic) / Chat JWT; `Cache-Control: no-store`", body = JwtBody),
         (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
         (status = 405, description = "method other than GET"),
-        (status = 408, description = "request not completed in time"),
-        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
-        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+        crate::openapi::TokenRefusals,
     ),
     security(("bearer" = []))
 )]
@@ -111,16 +97,9 @@ pub async fn chat_token(
     responses(
         (status = 200, description = "a Messaging JWT; `Cache-Control: no-store`", body = JwtBody),
         (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
         (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = crate::openapi::ErrorBody),
         (status = 405, description = "method other than POST"),
-        (status = 408, description = "request not completed in time"),
-        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
-        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+        crate::openapi::TokenRefusals,
     )
 )]
 pub async fn messaging_jwt(
@@ -142,16 +121,9 @@ pub async fn messaging_jwt(
     responses(
         (status = 200, description = "a Messaging JWT; `Cache-Control: no-store`", body = JwtBody),
         (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unknown_user_token`: the lookup found nobody", body = crate::openapi::ErrorBody),
         (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = crate::openapi::ErrorBody),
         (status = 405, description = "method other than GET"),
-        (status = 408, description = "request not completed in time"),
-        (status = 422, description = "`invalid_user_record`: the user record cannot be put in a token (e.g. external_id not 1–255 bytes)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: over the per-minute limit for this client address or user_token; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds until the window resets"))),
-        (status = 500, description = "`internal`: the token cannot be signed now", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`lookup_unavailable`: the user directory cannot be reached; retry after `Retry-After` seconds", body = crate::openapi::ErrorBody,
-            headers(("Retry-After" = u64, description = "seconds to wait (5)"))),
+        crate::openapi::TokenRefusals,
     ),
     security(("bearer" = []))
 )]
