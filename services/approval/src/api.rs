@@ -146,11 +146,7 @@ fn clean_reason(r: Option<String>) -> Result<Option<String>, ApiError> {
     responses(
         (status = 200, description = "approved; the item as stored", body = crate::item::Item),
         (status = 400, description = "malformed JSON, reason too long (`invalid_body`) or an unusable edit (`invalid_edit`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
-        (status = 409, description = "the item is already decided (`already_decided`)", body = crate::openapi::ErrorBody),
-        (status = 413, description = "body larger than 64 KiB"),
-        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+        crate::openapi::DecisionRefusals,
     ),
     security(("approver_token" = []))
 )]
@@ -181,11 +177,7 @@ pub async fn approve(
     responses(
         (status = 200, description = "rejected; the item as stored", body = crate::item::Item),
         (status = 400, description = "malformed JSON or reason too long (`invalid_body`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
-        (status = 409, description = "the item is already decided (`already_decided`)", body = crate::openapi::ErrorBody),
-        (status = 413, description = "body larger than 64 KiB"),
-        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+        crate::openapi::DecisionRefusals,
     ),
     security(("approver_token" = []))
 )]

@@ -51,6 +51,33 @@ pub struct ResumeResult {
     state: State,
 }
 
+/// The refusals approve and reject share (each documents its own `400`).
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum DecisionRefusals {
+    /// No approver token, or an unknown one.
+    #[response(status = 401, description = "missing or unknown approver token")]
+    Unauthenticated(ErrorBody),
+    /// No such item.
+    #[response(status = 404, description = "no item with this id")]
+    NotFound(ErrorBody),
+    /// Lost the compare-and-set: someone decided first.
+    #[response(
+        status = 409,
+        description = "the item is already decided (`already_decided`)"
+    )]
+    AlreadyDecided(ErrorBody),
+    /// Body over the limit.
+    #[response(status = 413, description = "body larger than 64 KiB")]
+    TooLarge,
+    /// The KV store cannot be reached.
+    #[response(
+        status = 503,
+        description = "the approvals store is unavailable (with Retry-After)"
+    )]
+    Unavailable(ErrorBody),
+}
+
 /// Adds the three credentials the routes use.
 #[derive(Debug)]
 struct Security;
