@@ -146,6 +146,14 @@ async fn ack(msg: &jetstream::Message) -> Settled {
     }
 }
 
+/// The message's stream sequence and 1-based delivery count (`(0, 1)` when
+/// the reply subject carries no JetStream metadata).
+pub fn position(msg: &jetstream::Message) -> (u64, u64) {
+    msg.info()
+        .map(|i| (i.stream_sequence, u64::try_from(i.delivered).unwrap_or(1)))
+        .unwrap_or((0, 1))
+}
+
 /// Pulls one message at a time from `consumer` until shutdown, handing each
 /// to `on_message`. A message that arrives after shutdown started is nak'ed
 /// at once so another replica takes it without waiting for `ack_wait`.

@@ -52,10 +52,7 @@ pub async fn run(state: Arc<WorkerState>, consumer: PullConsumer, shutdown: Shut
 
 async fn on_message(state: &WorkerState, msg: jetstream::Message) {
     let started = Instant::now();
-    let (seq, delivered) = msg
-        .info()
-        .map(|i| (i.stream_sequence, u64::try_from(i.delivered).unwrap_or(1)))
-        .unwrap_or((0, 1));
+    let (seq, delivered) = delivery::position(&msg);
     let subject = msg.subject.to_string();
     let span = tracing::info_span!(
         "worker.execute",

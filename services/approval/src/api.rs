@@ -51,8 +51,8 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "one page of items", body = crate::openapi::ItemPage),
-        (status = 400, description = "unknown `state` (`invalid_state`) or a malformed query string", body = crate::openapi::ErrorBody),
-        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+        (status = 400, description = "unknown `state` (`invalid_state`) or a malformed query string", body = zengate_runtime::error::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
     ),
     security(("approver_token" = []))
 )]
@@ -85,9 +85,9 @@ pub async fn list(
     params(("id" = String, Path, description = "approval id")),
     responses(
         (status = 200, description = "the item", body = crate::item::Item),
-        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
-        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
+        (status = 404, description = "no item with this id", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     ),
     security(("approver_token" = []))
 )]
@@ -145,7 +145,7 @@ fn clean_reason(r: Option<String>) -> Result<Option<String>, ApiError> {
     request_body(content = Option<ApproveBody>, content_type = "application/json", description = "optional; empty means approve as proposed"),
     responses(
         (status = 200, description = "approved; the item as stored", body = crate::item::Item),
-        (status = 400, description = "malformed JSON, reason too long (`invalid_body`) or an unusable edit (`invalid_edit`)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "malformed JSON, reason too long (`invalid_body`) or an unusable edit (`invalid_edit`)", body = zengate_runtime::error::ErrorBody),
         crate::openapi::DecisionRefusals,
     ),
     security(("approver_token" = []))
@@ -176,7 +176,7 @@ pub async fn approve(
     request_body(content = Option<RejectBody>, content_type = "application/json", description = "optional"),
     responses(
         (status = 200, description = "rejected; the item as stored", body = crate::item::Item),
-        (status = 400, description = "malformed JSON or reason too long (`invalid_body`)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "malformed JSON or reason too long (`invalid_body`)", body = zengate_runtime::error::ErrorBody),
         crate::openapi::DecisionRefusals,
     ),
     security(("approver_token" = []))
@@ -235,7 +235,7 @@ pub struct EventsQuery {
     description = "Server-sent events for the console: `item` with `{\"id\",\"state\"}` on every change, `resync` when the client fell behind and should reload.",
     responses(
         (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
-        (status = 401, description = "missing or unknown approver token", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
     ),
     security(("approver_query_token" = []))
 )]

@@ -6,6 +6,7 @@ use utoipa::Modify;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::item::{DecisionRecord, HistoryEntry, Item, ResumeLinks, State};
+use zengate_runtime::error::ErrorBody;
 
 /// Security scheme name: an approver token from `APPROVER_TOKENS`.
 pub const APPROVER: &str = "approver_token";
@@ -13,16 +14,6 @@ pub const APPROVER: &str = "approver_token";
 pub const APPROVER_QUERY: &str = "approver_query_token";
 /// Security scheme name: a visitor JWT (HS256, `ZENDESK_JWT_SHARED_SECRET`).
 pub const VISITOR: &str = "visitor_jwt";
-
-/// `{"error": code, "message": text}`, the body of every refusal.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// Stable code, e.g. `unauthorized`, `not_found`, `already_decided`.
-    error: String,
-    /// What is wrong, for the caller.
-    message: String,
-}
 
 /// One page of `GET /v1/approvals`.
 #[derive(Debug, utoipa::ToSchema)]

@@ -177,11 +177,11 @@ pub async fn confirm(
             (crate::openapi::ResumeResult = "application/json"),
             (String = "text/html"),
         )),
-        (status = 401, description = "missing or bad signature, or tampered parameters (`invalid_signature`)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "no item with this id", body = crate::openapi::ErrorBody),
-        (status = 409, description = "the item is already decided (`already_decided`)", body = crate::openapi::ErrorBody),
-        (status = 410, description = "the link has expired (`link_expired`)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "missing or bad signature, or tampered parameters (`invalid_signature`)", body = zengate_runtime::error::ErrorBody),
+        (status = 404, description = "no item with this id", body = zengate_runtime::error::ErrorBody),
+        (status = 409, description = "the item is already decided (`already_decided`)", body = zengate_runtime::error::ErrorBody),
+        (status = 410, description = "the link has expired (`link_expired`)", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     )
 )]
 pub async fn resume(

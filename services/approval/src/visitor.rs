@@ -113,12 +113,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
     request_body(content = TicketRequestBody, content_type = "application/json"),
     responses(
         (status = 202, description = "held for approval", body = crate::openapi::TicketAccepted),
-        (status = 400, description = "malformed, empty or oversized body (`invalid_body`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "missing (`unauthorized`) or refused (`invalid_token`) visitor JWT", body = crate::openapi::ErrorBody),
-        (status = 409, description = "this JWT was already used (`replayed_token`)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "malformed, empty or oversized body (`invalid_body`)", body = zengate_runtime::error::ErrorBody),
+        (status = 401, description = "missing (`unauthorized`) or refused (`invalid_token`) visitor JWT", body = zengate_runtime::error::ErrorBody),
+        (status = 409, description = "this JWT was already used (`replayed_token`)", body = zengate_runtime::error::ErrorBody),
         (status = 413, description = "body larger than 64 KiB"),
-        (status = 429, description = "too many requests from this visitor (with Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "rate limiting or the approvals store is unavailable (with Retry-After)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "too many requests from this visitor (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "rate limiting or the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     ),
     security(("visitor_jwt" = []))
 )]

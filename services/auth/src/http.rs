@@ -49,7 +49,7 @@ pub(crate) struct JwtBody {
     params(("user_token" = Option<String>, Query, description = "the visitor's user_token (16–128 characters of A-Z a-z 0-9 _ -)")),
     responses(
         (status = 200, description = "a Web Widget (Classic) JWT; `Cache-Control: no-store`", body = JwtBody),
-        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = zengate_runtime::error::ErrorBody),
         (status = 405, description = "method other than POST"),
         crate::openapi::TokenRefusals,
     )
@@ -72,7 +72,7 @@ pub async fn zendesk_jwt(
     description = "A front end fetching its own Web Widget / Chat token with the visitor's user_token as a Bearer credential (CORS for the configured origins). A missing Authorization header is 400 `missing_user_token`.",
     responses(
         (status = 200, description = "a Web Widget (Classic) / Chat JWT; `Cache-Control: no-store`", body = JwtBody),
-        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = zengate_runtime::error::ErrorBody),
         (status = 405, description = "method other than GET"),
         crate::openapi::TokenRefusals,
     ),
@@ -96,8 +96,8 @@ pub async fn chat_token(
     params(("user_token" = Option<String>, Query, description = "the visitor's user_token (16–128 characters of A-Z a-z 0-9 _ -)")),
     responses(
         (status = 200, description = "a Messaging JWT; `Cache-Control: no-store`", body = JwtBody),
-        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or an unreadable query (refused before any lookup)", body = zengate_runtime::error::ErrorBody),
+        (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = zengate_runtime::error::ErrorBody),
         (status = 405, description = "method other than POST"),
         crate::openapi::TokenRefusals,
     )
@@ -120,8 +120,8 @@ pub async fn messaging_jwt(
     description = "A Messaging token, user_token as a Bearer credential (CORS for the configured origins). A missing Authorization header is 400 `missing_user_token`.",
     responses(
         (status = 200, description = "a Messaging JWT; `Cache-Control: no-store`", body = JwtBody),
-        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = zengate_runtime::error::ErrorBody),
+        (status = 404, description = "`messaging_not_configured`: Messaging keys are not set", body = zengate_runtime::error::ErrorBody),
         (status = 405, description = "method other than GET"),
         crate::openapi::TokenRefusals,
     ),

@@ -3,16 +3,7 @@
 use utoipa::Modify;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-
-/// `{"error": code, "message": text}`, the body of every refusal.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// Stable code (`missing_user_token`, `rate_limited`, …).
-    error: String,
-    /// What is wrong, for the caller.
-    message: String,
-}
+use zengate_runtime::error::ErrorBody;
 
 /// The refusals every token endpoint shares (each also documents its own
 /// `400`, `405` and, for Messaging, `404`).

@@ -36,14 +36,14 @@ use crate::request::{self, Delivery, Rejection};
     request_body(content = serde_json::Value, content_type = "application/json", description = "the event envelope, exact bytes"),
     responses(
         (status = 200, description = "durable in JetStream (or a known duplicate); empty body"),
-        (status = 400, description = "bad routing header, Content-Length, UTF-8, JSON or envelope", body = crate::openapi::ErrorBody),
-        (status = 401, description = "signature missing, malformed, duplicated, not matching or stale", body = crate::openapi::ErrorBody),
-        (status = 403, description = "account or webhook not accepted here", body = crate::openapi::ErrorBody),
+        (status = 400, description = "bad routing header, Content-Length, UTF-8, JSON or envelope", body = zengate_runtime::error::ErrorBody),
+        (status = 401, description = "signature missing, malformed, duplicated, not matching or stale", body = zengate_runtime::error::ErrorBody),
+        (status = 403, description = "account or webhook not accepted here", body = zengate_runtime::error::ErrorBody),
         (status = 405, description = "method other than POST"),
         (status = 408, description = "request not completed in time"),
-        (status = 413, description = "body above the limit", body = crate::openapi::ErrorBody),
-        (status = 415, description = "media type not application/json", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not durable in time; retry after Retry-After seconds", body = crate::openapi::ErrorBody),
+        (status = 413, description = "body above the limit", body = zengate_runtime::error::ErrorBody),
+        (status = 415, description = "media type not application/json", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "not durable in time; retry after Retry-After seconds", body = zengate_runtime::error::ErrorBody),
     )
 )]
 pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {

@@ -15,6 +15,17 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
+/// The OpenAPI schema of every refusal body (what [`ApiError`] serializes).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// Stable code (clients and metrics key on it), e.g. `rate_limited`,
+    /// `already_decided`.
+    error: String,
+    /// What is wrong, for the caller.
+    message: String,
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
