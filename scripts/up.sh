@@ -119,6 +119,11 @@ export ZENDESK_SIM_ADDR="127.0.0.1:$(pick 8090)"
 export ZENDESK_API_BASE_URL="http://$ZENDESK_SIM_ADDR"
 export ZENDESK_SIM_WEBHOOK_URL="http://$INGRESS_ADDR/channels/zendesk/webhook"
 export WORKER_ADDR="$WORKER1"
+# Signed deliveries older than this are refused by the ingress (replay window).
+export ZENDESK_SIGNATURE_MAX_AGE=5m
+# Release-signing key shared by approval and the agent workers: fresh per run.
+ZENGATE_RELEASE_SIGNING_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export ZENGATE_RELEASE_SIGNING_SECRET
 
 if [ -n "$ONE" ]; then
   say "starting the whole stack in one process"
