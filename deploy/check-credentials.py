@@ -1,12 +1,13 @@
 """Checks the credential wiring of the deployment files (run by validate.sh).
 
-usage: check-credentials.py docker-compose.yml nats-values.yaml redis-values.yaml rendered-overlay.yaml...
+usage: check-credentials.py docker-compose.yml .env.example nats-values.yaml redis-values.yaml rendered-overlay.yaml...
 
 Zero trust on the bus only holds if every service connects as its own NATS
 user and nothing else can reach or impersonate it; these are the properties a
 later edit could silently break, so each one is asserted here.
 """
 
+import re
 import sys
 
 import yaml
@@ -81,6 +82,24 @@ def check_compose(path):
     ingress = services["ingress"]["environment"]
     if str(ingress.get("ZENDESK_SIGNATURE_MAX_AGE")) != "5m":
         fail(f"{path}: ingress ZENDESK_SIGNATURE_MAX_AGE should be 5m")
+
+
+def check_env_example(compose_path, path):
+    """Every variable compose reads from .env is documented in .env.example;
+    the required ones are set there, secrets only to refused placeholders."""
+    text = open(compose_path).read().replace("$$", "")
+    refs = set(re.findall(r"\$\{([A-Z0-9_]+)(:?[?-])?", text))
+    example = open(path).read()
+    set_vars = dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", example, re.M))
+    for name, op in sorted(refs):
+        if op == ":?" and name not in set_vars:
+            fail(f"{path}: required {name} is not set")
+        elif not re.search(rf"^#? ?{name}=", example, re.M):
+            fail(f"{path}: {name} (read by {compose_path}) is not documented")
+    for name, value in set_vars.items():
+        secret = any(w in name for w in ("PASSWORD", "SECRET", "TOKEN"))
+        if secret and "REPLACE_ME_" not in value:
+            fail(f"{path}: {name} must be a REPLACE_ME_ placeholder, not a usable value")
 
 
 def check_nats_values(path):
@@ -164,8 +183,9 @@ def check_rendered(path):
 
 
 def main(argv):
-    compose, nats_values, redis_values, *rendered = argv
+    compose, env_example, nats_values, redis_values, *rendered = argv
     check_compose(compose)
+    check_env_example(compose, env_example)
     check_nats_values(nats_values)
     check_redis_values(redis_values)
     for path in rendered:

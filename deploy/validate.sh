@@ -10,6 +10,8 @@
 #   only its own NATS user and the secrets it uses, NATS and Redis are not
 #   published on the host, no credential sits in a ConfigMap, and only the
 #   approval user may publish releases, decisions or approvals-bucket writes;
+#   every variable compose reads is documented in .env.example, secrets there
+#   only as refused REPLACE_ME_ placeholders;
 # - deploy/nats/nats-server.conf, when present, with `nats-server -t`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +60,7 @@ done
 echo "[validate] custom resources"
 node deploy/validate-crds/validate.mjs "${rendered[@]}"
 echo "[validate] credentials wiring"
-"$PY/python" deploy/check-credentials.py docker-compose.yml deploy/k8s/nats-values.yaml deploy/k8s/redis-values.yaml "${rendered[@]}"
+"$PY/python" deploy/check-credentials.py docker-compose.yml .env.example deploy/k8s/nats-values.yaml deploy/k8s/redis-values.yaml "${rendered[@]}"
 if [ -f deploy/nats/nats-server.conf ] && command -v nats-server >/dev/null 2>&1; then
   echo "[validate] deploy/nats/nats-server.conf"
   NATS_INGRESS_PASSWORD=x NATS_AUTH_PASSWORD=x NATS_APPROVAL_PASSWORD=x NATS_WORKER_PASSWORD=x NATS_OPS_PASSWORD=x \
