@@ -35,6 +35,10 @@ fn env(nats: &NatsServer, redis: &RedisServer, sim_url: &str) -> Env {
         ("APPROVAL_ADDR", "127.0.0.1:0".into()),
         ("WORKER_ADDR", "127.0.0.1:0".into()),
         ("WORKER_PARTITIONS", "4".into()),
+        (
+            "ZENGATE_RELEASE_SIGNING_SECRET",
+            "e2e-release-signing-key-0123456789abcdef".into(),
+        ),
     ])
 }
 

@@ -89,6 +89,7 @@ fn config(i: &Infra) -> WorkerConfig {
         executor_concurrency: 1,
         redis_timeout: Duration::from_millis(500),
         nats_timeout: Duration::from_secs(5),
+        release_keys: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::jetstream::{self, consumer::PullConsumer, kv};
 use axum::Router;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -56,6 +56,8 @@ pub struct WorkerState {
     pub records: Records,
     pub metrics: WorkerMetrics,
     api_user: OnceCell<u64>,
+    /// The `approvals` bucket, opened on first use (release verification).
+    pub(crate) approvals: OnceCell<kv::Store>,
 }
 
 impl std::fmt::Debug for WorkerState {
@@ -174,6 +176,7 @@ impl Application {
             drafter,
             metrics,
             api_user: OnceCell::new(),
+            approvals: OnceCell::new(),
         });
         Ok(Self {
             listener,

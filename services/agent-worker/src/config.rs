@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use zendesk_client::ClientConfig;
+use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::config::Common;
 use zengate_runtime::{ConfigError, Env};
 
 /// The ticket subjects consumed unless `WORKER_FILTER_SUBJECTS` says otherwise.
+/// The variable holding the release-verification keys.
+const RELEASE_KEYS_VAR: &str = "ZENGATE_RELEASE_SIGNING_SECRET";
+
 pub const DEFAULT_FILTER: &str = "zendesk.*.ticket.*.*";
 
 /// Which halves of the worker this process runs.
@@ -83,6 +87,9 @@ pub struct WorkerConfig {
     pub executor_concurrency: usize,
     pub redis_timeout: Duration,
     pub nats_timeout: Duration,
+    /// Keys that verify release signatures (`ZENGATE_RELEASE_SIGNING_SECRET`);
+    /// required when this worker executes.
+    pub release_keys: Option<ReleaseKeys>,
 }
 
 impl WorkerConfig {
@@ -126,11 +133,21 @@ impl WorkerConfig {
                 "must be at least 100ms",
             ));
         }
+        let account_id = env.positive_id("ZENDESK_ACCOUNT_ID")?;
+        let role = env.parse_or("WORKER_ROLE", Role::All)?;
+        let release_keys = if role.executes() {
+            let keys = env.signing_keys(RELEASE_KEYS_VAR, release::MIN_KEY_LEN)?;
+            Some(ReleaseKeys::new(keys).ok_or_else(|| ConfigError::Missing {
+                var: RELEASE_KEYS_VAR.to_owned(),
+            })?)
+        } else {
+            None
+        };
         Ok(Self {
             addr: env.addr_or("WORKER_ADDR", "0.0.0.0:8083")?,
             nats_url: common.nats_url,
             redis_url: common.redis_url,
-            account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
+            account_id,
             zendesk: ClientConfig::from_env(env)?,
             partitions,
             filter_subjects,
@@ -141,13 +158,14 @@ impl WorkerConfig {
                 .duration_or("WORKER_RETRY_BACKOFF_MAX", Duration::from_secs(60))?,
             fetch_wait,
             rules_file: env.get("WORKER_RULES_FILE").map(PathBuf::from),
-            role: env.parse_or("WORKER_ROLE", Role::All)?,
+            role,
             skip_staff_comments: env.bool_or("WORKER_SKIP_STAFF_COMMENTS", true)?,
             comments_limit: env.parse_or("WORKER_COMMENTS_LIMIT", 10usize)?,
             record_ttl: env.duration_or("WORKER_RECORD_TTL", Duration::from_secs(7 * 86400))?,
             executor_concurrency,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(500))?,
             nats_timeout: env.duration_or("WORKER_NATS_TIMEOUT", Duration::from_secs(5))?,
+            release_keys,
         })
     }
 
@@ -199,7 +217,38 @@ mod tests {
             ("ZENDESK_SUBDOMAIN", "acme"),
             ("ZENDESK_EMAIL", "bot@example.com"),
             ("ZENDESK_API_TOKEN", "tok"),
+            (
+                "ZENGATE_RELEASE_SIGNING_SECRET",
+                "release-key-0123456789abcdef0123456789",
+            ),
         ]
+    }
+
+    #[test]
+    fn release_keys_are_required_to_execute_only() {
+        let without: Vec<_> = base()
+            .into_iter()
+            .filter(|(k, _)| *k != "ZENGATE_RELEASE_SIGNING_SECRET")
+            .collect();
+        let e = WorkerConfig::from_env(&Env::from_pairs(without.clone())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ZENGATE_RELEASE_SIGNING_SECRET is required but not set"
+        );
+        let mut drafter = without;
+        drafter.push(("WORKER_ROLE", "drafter"));
+        let c = WorkerConfig::from_env(&Env::from_pairs(drafter)).unwrap();
+        assert!(c.release_keys.is_none());
+        let mut short = base();
+        short.retain(|(k, _)| *k != "ZENGATE_RELEASE_SIGNING_SECRET");
+        short.push(("ZENGATE_RELEASE_SIGNING_SECRET", "short-key"));
+        let e = WorkerConfig::from_env(&Env::from_pairs(short)).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("ZENGATE_RELEASE_SIGNING_SECRET is invalid"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("short-key"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The executing side: performs each released approval's Zendesk write
 //! exactly once, whatever redeliveries or crashes happen, then publishes the
-//! outcome.
+//! outcome. Only releases that pass `verify` (signed by the approval service
+//! and matching an approved item) get that far.
 //!
 //! - `CreateTicket` carries `Idempotency-Key = approval_id`: Zendesk itself
 //!   turns a repeated create into a replay of the first response.
@@ -28,6 +29,7 @@ use zengate_core::events::{
 };
 use zengate_core::headers as h;
 use zengate_core::ids::parse_canonical_id;
+use zengate_core::release::Permit;
 use zengate_runtime::Shutdown;
 use zengate_runtime::telemetry::continue_trace;
 
@@ -35,6 +37,7 @@ use crate::app::WorkerState;
 use crate::delivery::{self, Verdict};
 use crate::handler::Failure;
 use crate::records::ExecState;
+use crate::verify::{self, VerifyError};
 
 /// How far before the approval a matching comment still counts as written
 /// for it (clock skew between the approval service and Zendesk).
@@ -87,6 +90,23 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
         if let Some(t) = released.action.ticket_id() {
             span.record("ticket_id", t);
         }
+        // The gate comes first: nothing from an unverified release, not even
+        // a failure outcome, may reach Zendesk or the approval item.
+        match verify::check(state, &subject, msg.headers.as_ref(), &released).await {
+            Ok(Permit::Execute) => {}
+            Ok(Permit::AlreadyApplied) => {
+                tracing::info!(
+                    "the approval item records this write as applied; not writing again"
+                );
+                state.metrics.execution("replayed");
+                delivery::settle(state, &msg, &subject, delivered, Verdict::Done("replayed")).await;
+                return;
+            }
+            Err(e) => {
+                refuse(state, &msg, &subject, delivered, e).await;
+                return;
+            }
+        }
         if delivered > max {
             give_up(
                 state,
@@ -131,6 +151,40 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
     }
     .instrument(span)
     .await;
+}
+
+/// A release the gate did not let through: retried while the store may just
+/// be behind (or unreachable), otherwise dead-lettered with the reason.
+/// Never publishes an outcome: the release may name someone else's item.
+async fn refuse(
+    state: &WorkerState,
+    msg: &jetstream::Message,
+    subject: &str,
+    delivered: u64,
+    error: VerifyError,
+) {
+    let last = delivered >= u64::from(state.config.max_deliver);
+    let refusal = match error {
+        VerifyError::Unavailable(reason) => {
+            state.metrics.execution("retried");
+            let verdict = Verdict::Retry(reason, None);
+            delivery::settle(state, msg, subject, delivered, verdict).await;
+            return;
+        }
+        VerifyError::Refused(r) if r.may_be_stale() && !last => {
+            tracing::info!(refusal = %r, "release not backed by an approved item yet; looking again later");
+            state.metrics.execution("retried");
+            let verdict = Verdict::Retry(r.to_string(), None);
+            delivery::settle(state, msg, subject, delivered, verdict).await;
+            return;
+        }
+        VerifyError::Refused(r) => r,
+    };
+    state.metrics.release_refused(refusal.reason());
+    state.metrics.execution("refused");
+    tracing::warn!(reason = refusal.reason(), %refusal, "release refused; nothing written to Zendesk");
+    let reason = format!("release refused: {refusal}");
+    delivery::dead_letter(state, msg, subject, delivered, &reason).await;
 }
 
 /// Last attempt failed: announce the failure and dead-letter the release.

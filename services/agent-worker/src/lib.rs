@@ -16,6 +16,7 @@ pub mod partition;
 pub mod records;
 pub mod rules;
 pub mod topology;
+pub mod verify;
 
 pub use app::{Application, WorkerError, WorkerState, run};
 pub use config::{Role, WorkerConfig};

@@ -23,6 +23,13 @@ pub struct WorkerMetrics {
     /// Seconds from receiving a ticket event to its acknowledgement.
     pub handle_seconds: Histogram,
     pub execute_seconds: Histogram,
+    /// Releases refused by verification, by reason (forged, altered, …).
+    pub releases_refused: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
 }
 
 impl WorkerMetrics {
@@ -34,6 +41,7 @@ impl WorkerMetrics {
             executions: Family::default(),
             handle_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             execute_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            releases_refused: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("zengate_worker");
         r.register(
@@ -66,7 +74,20 @@ impl WorkerMetrics {
             "Time to execute one released approval",
             m.execute_seconds.clone(),
         );
+        r.register(
+            "releases_refused",
+            "Releases refused before any write (bad or missing signature, no approved item, altered action), by reason",
+            m.releases_refused.clone(),
+        );
         m
+    }
+
+    pub fn release_refused(&self, reason: &str) {
+        self.releases_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     pub fn event(&self, outcome: &str) {

@@ -8,14 +8,12 @@ mod support;
 use std::time::Duration;
 
 use agent_worker::{Role, WorkerConfig};
-use async_nats::HeaderMap;
 use support::{ACCOUNT, Harness, RecordingDrafter, Worker};
 use time::OffsetDateTime;
 use zendesk_client::{CommentInput, TicketUpdate};
 use zendesk_sim::Fault;
 use zengate_core::events::{
     Action, ActionOutcome, ApprovalReleased, FieldChanges, Requester, V1, ZENGATE_STREAM,
-    approval_released_subject,
 };
 use zengate_testkit::eventually;
 
@@ -41,20 +39,11 @@ fn release(approval_id: &str, action: Action) -> ApprovalReleased {
     }
 }
 
-/// Publishes `r` with message id `<approval>:<copy>` (distinct copies are
-/// what a re-publishing approval service or a replay produce).
+/// Records the approval and publishes `r` signed, with message id
+/// `<approval>:<copy>` (distinct copies are what a re-publishing approval
+/// service or a replay produce).
 async fn publish(h: &Harness, r: &ApprovalReleased, copy: &str) {
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("{}:{copy}", r.approval_id).as_str());
-    h.js.publish_with_headers(
-        approval_released_subject(&r.account_id, r.action.ticket_id()),
-        headers,
-        serde_json::to_vec(r).unwrap().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    h.release(r, copy).await;
 }
 
 fn executor_config(h: &Harness) -> WorkerConfig {

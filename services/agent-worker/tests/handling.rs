@@ -16,9 +16,7 @@ use support::{ACCOUNT, Harness, RecordingDrafter, Worker, ticket_event};
 use time::OffsetDateTime;
 use zendesk_sim::{Fault, WebhookTarget};
 use zengate_core::Secret;
-use zengate_core::events::{
-    Action, ApprovalReleased, DeadLetter, V1, ZENGATE_STREAM, approval_released_subject,
-};
+use zengate_core::events::{Action, ApprovalReleased, DeadLetter, V1, ZENGATE_STREAM};
 use zengate_runtime::Shutdown;
 use zengate_testkit::eventually;
 
@@ -356,20 +354,7 @@ async fn webhook_to_proposal_to_reply_without_loops() {
         approved_by: "grace".to_owned(),
         approved_at: OffsetDateTime::now_utc(),
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "Nats-Msg-Id",
-        format!("{}:released", proposal.approval_id).as_str(),
-    );
-    h.js.publish_with_headers(
-        approval_released_subject(&proposal.account_id, Some(ticket_id)),
-        headers,
-        serde_json::to_vec(&released).unwrap().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    h.release(&released, "released").await;
     h.wait_for("zengate.action.applied.>", 1, Duration::from_secs(20))
         .await;
     let me = h.sim.api_user().id;

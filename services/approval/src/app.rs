@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use utoipa::OpenApi as _;
 use zengate_core::Secret;
 use zengate_core::events::ZENGATE_STREAM;
+use zengate_core::release::ReleaseKeys;
 use zengate_runtime::Shutdown;
 use zengate_runtime::bus::{self, BusError};
 use zengate_runtime::health::{self, Checks};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub reconcile_after: Duration,
     pub visitor_rate_limit: u64,
     pub visitor_rate_window: Duration,
+    /// Signs releases; the executor refuses any release without a valid one.
+    pub release_keys: ReleaseKeys,
     /// Cancelled when the service stops (ends SSE streams and tasks).
     pub shutdown: Shutdown,
 }
@@ -126,6 +129,7 @@ impl Application {
             reconcile_after: config.reconcile_after,
             visitor_rate_limit: config.visitor_rate_limit,
             visitor_rate_window: config.visitor_rate_window,
+            release_keys: config.release_keys.clone(),
             shutdown: Shutdown::new(),
         });
         let checks = Checks {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use zengate_core::Secret;
+use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::config::Common;
 use zengate_runtime::{ConfigError, Env};
 
@@ -43,6 +44,8 @@ pub struct ApprovalConfig {
     pub reconcile_after: Duration,
     pub publish_timeout: Duration,
     pub redis_timeout: Duration,
+    /// Signs every release (`ZENGATE_RELEASE_SIGNING_SECRET`).
+    pub release_keys: ReleaseKeys,
 }
 
 impl ApprovalConfig {
@@ -106,8 +109,19 @@ impl ApprovalConfig {
             reconcile_after: env.duration_or("APPROVAL_RECONCILE_AFTER", Duration::from_secs(5))?,
             publish_timeout: env.duration_or("APPROVAL_PUBLISH_TIMEOUT", Duration::from_secs(5))?,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
+            release_keys: release_keys(env)?,
         })
     }
+}
+
+/// `ZENGATE_RELEASE_SIGNING_SECRET`: required, each key at least 32 characters.
+pub fn release_keys(env: &Env) -> Result<ReleaseKeys, ConfigError> {
+    const VAR: &str = "ZENGATE_RELEASE_SIGNING_SECRET";
+    ReleaseKeys::new(env.signing_keys(VAR, release::MIN_KEY_LEN)?).ok_or_else(|| {
+        ConfigError::Missing {
+            var: VAR.to_owned(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -120,6 +134,10 @@ mod tests {
             ("ZENDESK_JWT_SHARED_SECRET", "jwt-secret"),
             ("APPROVER_TOKENS", "alice:tok-a,bob:tok-b"),
             ("APPROVAL_RESUME_SECRET", "resume-secret-0123456789"),
+            (
+                "ZENGATE_RELEASE_SIGNING_SECRET",
+                "release-key-0123456789abcdef0123456789",
+            ),
         ]
     }
 
@@ -139,13 +157,17 @@ mod tests {
             ("APPROVER_TOKENS", "alice"),
             ("APPROVAL_PUBLIC_URL", "ftp://x"),
             ("APPROVAL_RESUME_SECRET", "short"),
+            ("ZENGATE_RELEASE_SIGNING_SECRET", "too-short-key"),
         ] {
             let mut pairs = base();
             pairs.retain(|(k, _)| *k != var);
             pairs.push((var, bad));
             let e = ApprovalConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
             assert!(e.to_string().starts_with(var), "{e}");
-            if var == "APPROVER_TOKENS" || var == "APPROVAL_RESUME_SECRET" {
+            if var != "APPROVAL_ON_TIMEOUT"
+                && var != "APPROVAL_TIMEOUT"
+                && var != "APPROVAL_PUBLIC_URL"
+            {
                 assert!(!e.to_string().contains(bad), "{e}");
             }
         }

@@ -16,6 +16,7 @@ use zengate_core::events::{
     self, ApprovalDecided, ApprovalReleased, Decision, V1, approval_decided_subject,
     approval_released_subject,
 };
+use zengate_core::release;
 
 use crate::app::AppState;
 use crate::item::{DecisionRecord, HistoryEntry, Item, State, action_body, line_diff, with_body};
@@ -208,12 +209,14 @@ pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
             approved_by: decision.by.clone(),
             approved_at: decision.at,
         };
+        let signature = release::sign(app.release_keys.signer(), &event);
         match app
             .publisher
-            .json(
+            .json_with_headers(
                 approval_released_subject(account, ticket),
                 &format!("{}:released", item.id),
                 &event,
+                &[(release::SIGNATURE_HEADER, &signature)],
             )
             .await
         {

@@ -264,4 +264,50 @@ mod tests {
         assert!(State::Pending.decidable() && State::Escalated.decidable());
         assert!(!State::Approved.decidable() && !State::Expired.decidable());
     }
+
+    /// The executor reads items through `zengate_core::release::ApprovalRecord`:
+    /// every state and the final action must survive that narrower view.
+    #[test]
+    fn executor_view_reads_stored_items() {
+        use zengate_core::events::{FieldChanges, ProposalContext, ProposalSource, V1};
+        use zengate_core::release::ApprovalRecord;
+        let source = ProposalSource::TicketRequest {
+            request_id: "r1".into(),
+        };
+        let action = Action::Reply {
+            ticket_id: "7".into(),
+            body: "hello".into(),
+            fields: FieldChanges::default(),
+        };
+        let request = ApprovalRequested {
+            v: V1,
+            approval_id: source.approval_id(),
+            account_id: "42".into(),
+            source,
+            action: action.clone(),
+            reasons: vec![],
+            proposed_by: "rules".into(),
+            requested_at: OffsetDateTime::UNIX_EPOCH,
+            context: ProposalContext::default(),
+        };
+        let links = ResumeLinks {
+            approve: String::new(),
+            reject: String::new(),
+        };
+        let mut item = Item::new(
+            request,
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::UNIX_EPOCH,
+            links,
+        );
+        item.final_action = Some(action.clone());
+        for state in State::ALL {
+            item.state = state;
+            let view: ApprovalRecord = serde_json::from_slice(&item.to_bytes().unwrap()).unwrap();
+            assert_eq!(view.id, item.id);
+            assert_eq!(view.state, state.as_str());
+            assert_eq!(view.request.account_id, "42");
+            assert_eq!(view.final_action.as_ref(), Some(&action));
+        }
+    }
 }

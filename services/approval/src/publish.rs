@@ -37,9 +37,23 @@ impl Publisher {
         msg_id: &str,
         body: &T,
     ) -> Result<(), PublishError> {
+        self.json_with_headers(subject, msg_id, body, &[]).await
+    }
+
+    /// [`Publisher::json`] with extra headers (a release's signature).
+    pub async fn json_with_headers<T: Serialize>(
+        &self,
+        subject: String,
+        msg_id: &str,
+        body: &T,
+        extra: &[(&'static str, &str)],
+    ) -> Result<(), PublishError> {
         let payload = serde_json::to_vec(body)?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(h::NATS_MSG_ID, msg_id);
+        for (name, value) in extra {
+            headers.insert(*name, *value);
+        }
         headers.insert("Content-Type", "application/json");
         inject_trace_context(&mut headers);
         let bus = |e: &dyn std::fmt::Display| PublishError::Bus {

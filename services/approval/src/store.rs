@@ -22,7 +22,7 @@ use zengate_runtime::Shutdown;
 
 use crate::item::{Item, State};
 
-pub const BUCKET: &str = "approvals";
+pub const BUCKET: &str = zengate_core::release::APPROVALS_BUCKET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{
-    ALICE, BOB, Infra, Svc, decided_subject, released_subject, reply_request, unique_ticket,
+    ALICE, BOB, Infra, RELEASE_KEY, Svc, decided_subject, released_subject, reply_request,
+    unique_ticket,
 };
 use time::OffsetDateTime;
-use zengate_core::events::{ActionOutcome, V1, action_outcome_subject};
+use zengate_core::events::{ActionOutcome, ApprovalReleased, V1, action_outcome_subject};
+use zengate_core::release::{self, ReleaseKeys};
 use zengate_testkit::eventually;
 
 #[tokio::test]
@@ -171,6 +173,33 @@ async fn edit_then_approve_releases_the_edited_action_once() {
     assert_eq!(released["action"]["type"], "reply");
     assert_eq!(released["action"]["body"], "Hello\nWe fixed it.\nBye");
     assert_eq!(released["action"]["ticket_id"], ticket.as_str());
+    // Signed with the release key, and backed by the stored item exactly as
+    // the executor will check it.
+    let msg = infra.last_message(&released_subject(&ticket)).await;
+    let event: ApprovalReleased = serde_json::from_slice(&msg.payload).unwrap();
+    let signature = msg
+        .headers
+        .get(release::SIGNATURE_HEADER)
+        .map(|v| v.as_str().to_owned());
+    let keys = ReleaseKeys::single(RELEASE_KEY);
+    assert_eq!(
+        release::verify_signature(&keys, &event, signature.as_deref()),
+        Ok(())
+    );
+    let mut edited = event.clone();
+    edited.approval_id = "0".repeat(32);
+    assert!(release::verify_signature(&keys, &edited, signature.as_deref()).is_err());
+    let kv = infra
+        .js
+        .get_key_value(release::APPROVALS_BUCKET)
+        .await
+        .unwrap();
+    let stored: release::ApprovalRecord =
+        serde_json::from_slice(&kv.get(&id).await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        release::check_record(Some(&stored), &event),
+        Ok(release::Permit::Execute)
+    );
     let decided = infra.last(&decided_subject(&ticket)).await;
     assert_eq!(decided["decision"], "approved");
     assert_eq!(decided["reason"], "more precise");

@@ -7,6 +7,7 @@ pub mod events;
 pub mod headers;
 pub mod ids;
 pub mod json;
+pub mod release;
 pub mod secret;
 pub mod signature;
 pub mod subject;

@@ -190,6 +190,26 @@ impl Env {
     }
 }
 
+impl Env {
+    /// A required rotation list of signing keys, each at least `min_len`
+    /// characters: a short key would make an HMAC guessable.
+    pub fn signing_keys(&self, var: &str, min_len: usize) -> Result<Vec<Secret>, ConfigError> {
+        // `secret_list` never yields an empty list: a required variable
+        // holds at least one non-empty entry.
+        let keys = self.secret_list(var)?;
+        if let Some(pos) = keys.iter().position(|k| k.expose().len() < min_len) {
+            return Err(ConfigError::invalid(
+                var,
+                format!(
+                    "key {} is shorter than {min_len} characters (generate one with `openssl rand -hex 32`)",
+                    pos + 1
+                ),
+            ));
+        }
+        Ok(keys)
+    }
+}
+
 /// Reads a secret file; used at start-up and on reload.
 pub fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
     let raw = std::fs::read_to_string(path)

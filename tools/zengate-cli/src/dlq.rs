@@ -7,6 +7,11 @@
 //! (`<original>:replay:<dlq sequence>`, so JetStream's duplicate window does
 //! not swallow it) and carries the original id in `Zengate-Replay-Of`, which
 //! the worker uses so the replay maps to the same approval as the original.
+//!
+//! A replay is refused when the letter's `original_subject` is not the
+//! subject its own DLQ subject encodes, and a release
+//! (`zengate.approval.released.>`) is replayed only while it still matches
+//! an approved item.
 
 use std::time::Duration;
 
@@ -16,13 +21,16 @@ use async_nats::jetstream::{self, consumer};
 use base64::Engine as _;
 use clap::Subcommand;
 use futures::StreamExt;
-use zengate_core::events::{DeadLetter, ZENGATE_STREAM};
+use zengate_core::events::{ApprovalReleased, DeadLetter, ZENGATE_STREAM};
 use zengate_core::headers as h;
+use zengate_core::release::{self, ApprovalRecord, Permit};
 
 /// Header naming the original message id of a replay (read by the worker).
 const REPLAY_OF: &str = "Zengate-Replay-Of";
 /// Every dead letter's subject starts with this.
 const DLQ_PREFIX: &str = "zengate.dlq.";
+/// Releases get re-verified before a replay.
+const RELEASED_PREFIX: &str = "zengate.approval.released.";
 
 #[derive(Debug, Subcommand)]
 pub enum Dlq {
@@ -156,6 +164,57 @@ pub async fn list(js: &jetstream::Context, filter: &str) -> anyhow::Result<Vec<(
     Ok(out)
 }
 
+/// A dead letter may only go back where it came from: the subject it names
+/// must be the one its own subject encodes (`zengate.dlq.<original>`), so a
+/// letter published by hand cannot aim a replay at an arbitrary subject.
+fn check_origin(dlq_subject: &str, letter: &DeadLetter) -> anyhow::Result<()> {
+    let encoded = dlq_subject.strip_prefix(DLQ_PREFIX).unwrap_or_default();
+    if encoded.is_empty() || letter.original_subject != encoded {
+        bail!(
+            "dead letter on {dlq_subject} names {:?} as its original subject; refusing to replay it",
+            letter.original_subject
+        );
+    }
+    Ok(())
+}
+
+/// A release goes back to the executor only if it still matches an approved
+/// item in the `approvals` bucket (the executor checks the signature and the
+/// item again before writing).
+async fn reverify_release(
+    js: &jetstream::Context,
+    subject: &str,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    let released: ApprovalReleased =
+        serde_json::from_slice(body).context("the release in it is unreadable")?;
+    release::check_subject(subject, &released)?;
+    let kv = match js.get_key_value(release::APPROVALS_BUCKET).await {
+        Ok(kv) => Some(kv),
+        // No bucket: no approval was ever recorded (JetStream error 10059).
+        Err(e) if e.to_string().contains("10059") => None,
+        Err(e) => return Err(e).context("cannot open the approvals bucket"),
+    };
+    let bytes = match kv {
+        Some(kv) => kv
+            .get(&released.approval_id)
+            .await
+            .context("cannot read the approval item")?,
+        None => None,
+    };
+    let record: Option<ApprovalRecord> = bytes
+        .map(|b| serde_json::from_slice(&b))
+        .transpose()
+        .context("unreadable approval item")?;
+    match release::check_record(record.as_ref(), &released)? {
+        Permit::Execute => Ok(()),
+        Permit::AlreadyApplied => bail!(
+            "approval {} is already applied; replaying it would write twice",
+            released.approval_id
+        ),
+    }
+}
+
 /// Republishes dead letter `seq` and deletes it; returns the target subject.
 pub async fn replay(js: &jetstream::Context, seq: u64) -> anyhow::Result<String> {
     let stream = js
@@ -171,9 +230,15 @@ pub async fn replay(js: &jetstream::Context, seq: u64) -> anyhow::Result<String>
     }
     let letter: DeadLetter =
         serde_json::from_slice(&raw.payload).context("unreadable dead letter")?;
+    check_origin(raw.subject.as_str(), &letter)?;
     let body = base64::engine::general_purpose::STANDARD
         .decode(&letter.body_base64)
         .context("dead letter body is not base64")?;
+    if letter.original_subject.starts_with(RELEASED_PREFIX) {
+        reverify_release(js, &letter.original_subject, &body)
+            .await
+            .with_context(|| format!("dead letter {seq} not replayed"))?;
+    }
     let mut headers = HeaderMap::new();
     let mut original_id = None;
     for (name, value) in &letter.headers {
@@ -204,4 +269,35 @@ pub async fn replay(js: &jetstream::Context, seq: u64) -> anyhow::Result<String>
         .await
         .with_context(|| format!("replayed, but cannot delete dead letter {seq}"))?;
     Ok(letter.original_subject)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+    use zengate_core::events::V1;
+
+    fn letter(original: &str) -> DeadLetter {
+        DeadLetter {
+            v: V1,
+            original_subject: original.to_owned(),
+            stream: "ZENGATE".into(),
+            stream_sequence: 1,
+            deliveries: 5,
+            reason: "test".into(),
+            headers: vec![],
+            body_base64: String::new(),
+            failed_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_letter_replays_only_to_the_subject_it_was_dead_lettered_from() {
+        let ok = letter("zendesk.42.ticket.7.created");
+        assert!(check_origin("zengate.dlq.zendesk.42.ticket.7.created", &ok).is_ok());
+        let aimed = letter("zengate.approval.released.42.7");
+        let e = check_origin("zengate.dlq.zendesk.42.ticket.7.created", &aimed).unwrap_err();
+        assert!(e.to_string().contains("refusing to replay"), "{e}");
+        assert!(check_origin("zengate.dlq.", &letter("")).is_err());
+    }
 }

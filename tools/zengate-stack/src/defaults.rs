@@ -47,6 +47,16 @@ pub fn layered() -> Env {
         .get("INGRESS_ADDR")
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    // The release-signing key exists only for this process's lifetime: the
+    // approval service and the workers here share it, nobody else knows it.
+    vars.entry("ZENGATE_RELEASE_SIGNING_SECRET".into())
+        .or_insert_with(|| {
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            )
+        });
     vars.entry("ZENDESK_API_BASE_URL".into())
         .or_insert_with(|| format!("http://{sim}"));
     vars.entry("ZENDESK_SIM_WEBHOOK_URL".into())

@@ -16,7 +16,10 @@ use futures::future::BoxFuture;
 use zendesk_client::{ClientConfig, Credentials, ZendeskClient};
 use zendesk_sim::{SimConfig, SimHandle, Simulator};
 use zengate_core::Secret;
-use zengate_core::events::{FieldChanges, ZENDESK_STREAM, ZENGATE_STREAM};
+use zengate_core::events::{
+    ApprovalReleased, FieldChanges, ZENDESK_STREAM, ZENGATE_STREAM, approval_released_subject,
+};
+use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::Shutdown;
 use zengate_runtime::bus;
 use zengate_testkit::{NatsServer, RedisServer, eventually};
@@ -24,6 +27,8 @@ use zengate_testkit::{NatsServer, RedisServer, eventually};
 pub const ACCOUNT: u64 = 42;
 pub const EMAIL: &str = "bot@example.com";
 pub const TOKEN: &str = "sim-api-token";
+/// The release-signing key shared with the (simulated) approval service.
+pub const RELEASE_KEY: &str = "test-release-signing-key-0123456789abcdef";
 
 /// NATS, Redis and the simulator for one test.
 pub struct Harness {
@@ -84,7 +89,73 @@ impl Harness {
             executor_concurrency: 2,
             redis_timeout: Duration::from_millis(500),
             nats_timeout: Duration::from_secs(5),
+            release_keys: Some(ReleaseKeys::single(RELEASE_KEY)),
         }
+    }
+
+    /// Records `released` as an approved item in the `approvals` bucket, as
+    /// the approval service does before it releases (state `released`).
+    pub async fn record_approval(&self, released: &ApprovalReleased, state: &str) {
+        let kv = bus::ensure_kv(
+            &self.js,
+            jetstream::kv::Config {
+                bucket: release::APPROVALS_BUCKET.to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let item = serde_json::json!({
+            "id": released.approval_id,
+            "state": state,
+            "request": { "account_id": released.account_id },
+            "final_action": released.action,
+        });
+        kv.put(
+            &released.approval_id,
+            serde_json::to_vec(&item).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Publishes a release on its subject with message id
+    /// `<approval>:<copy>` and the given signature header (if any).
+    pub async fn publish_release_as(
+        &self,
+        subject: &str,
+        released: &ApprovalReleased,
+        copy: &str,
+        signature: Option<&str>,
+    ) {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{copy}", released.approval_id).as_str(),
+        );
+        if let Some(sig) = signature {
+            headers.insert(release::SIGNATURE_HEADER, sig);
+        }
+        self.js
+            .publish_with_headers(
+                subject.to_owned(),
+                headers,
+                serde_json::to_vec(released).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// What the approval service does on approval: record the item, then
+    /// publish the signed release (`copy` distinguishes re-publications).
+    pub async fn release(&self, released: &ApprovalReleased, copy: &str) {
+        self.record_approval(released, "released").await;
+        let subject = approval_released_subject(&released.account_id, released.action.ticket_id());
+        let signature = release::sign(&Secret::new(RELEASE_KEY), released);
+        self.publish_release_as(&subject, released, copy, Some(&signature))
+            .await;
     }
 
     pub fn ticket(&self, subject: &str) -> u64 {

@@ -20,6 +20,7 @@ use zengate_core::events::{
     Action, ApprovalRequested, FieldChanges, ProposalContext, ProposalSource, V1,
     approval_requested_subject,
 };
+use zengate_core::release::ReleaseKeys;
 use zengate_runtime::Shutdown;
 use zengate_testkit::{NatsServer, RedisServer, eventually};
 
@@ -28,6 +29,7 @@ pub const ALICE: &str = "tok-alice-0123456789";
 pub const BOB: &str = "tok-bob-0123456789";
 pub const JWT_SECRET: &str = "visitor-jwt-shared-secret-for-tests";
 pub const RESUME_SECRET: &str = "resume-secret-for-tests-0123456789";
+pub const RELEASE_KEY: &str = "release-signing-key-for-tests-0123456789";
 
 pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
     ApprovalConfig {
@@ -47,6 +49,7 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
         reconcile_after: Duration::from_secs(1),
         publish_timeout: Duration::from_secs(3),
         redis_timeout: Duration::from_millis(500),
+        release_keys: ReleaseKeys::single(RELEASE_KEY),
     }
 }
 
@@ -108,6 +111,15 @@ impl Infra {
             .await
             .unwrap();
         serde_json::from_slice(&m.payload).unwrap()
+    }
+
+    /// The last message on `subject`, headers included.
+    pub async fn last_message(&self, subject: &str) -> jetstream::message::StreamMessage {
+        let stream = self.js.get_stream("ZENGATE").await.unwrap();
+        stream
+            .get_last_raw_message_by_subject(subject)
+            .await
+            .unwrap()
     }
 
     pub async fn wait_count(&self, filter: &str, n: usize) {
