@@ -40,10 +40,7 @@ pub fn layered() -> Env {
     // No fixed demo token: approval refuses published placeholders, so an
     // unset APPROVER_TOKENS gets a fresh random one (printed at start-up).
     if !vars.contains_key("APPROVER_TOKENS") {
-        vars.insert(
-            "APPROVER_TOKENS".into(),
-            format!("demo:{}", random_token()),
-        );
+        vars.insert("APPROVER_TOKENS".into(), format!("demo:{}", random_token()));
     }
     let sim = vars
         .get("ZENDESK_SIM_ADDR")
