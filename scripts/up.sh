@@ -104,7 +104,9 @@ export ZENDESK_WEBHOOK_SIGNING_SECRET="local-dev-signing-secret"
 export ZENDESK_WEBHOOK_ID=01SIMWEBHOOK
 export ZENDESK_SUBDOMAIN=zengate-local ZENDESK_EMAIL=agent@zengate.local ZENDESK_API_TOKEN=local-dev-api-token
 export ZENDESK_JWT_SHARED_SECRET="local-dev-jwt-shared-secret"
-APPROVER_TOKEN="zengate-demo-approver-token"
+# A fresh random approver token per run (approval refuses tokens shorter than
+# 32 characters and published placeholders); printed at the end.
+APPROVER_TOKEN="${APPROVER_TOKEN:-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')}"
 export APPROVER_TOKENS="demo:$APPROVER_TOKEN"
 export APPROVAL_RESUME_SECRET="local-dev-resume-secret"
 pick() { if port_open "$1"; then free_port; else echo "$1"; fi; }
@@ -181,6 +183,7 @@ cat <<INFO
   Console     : http://$APPROVAL_ADDR/     approver token: $APPROVER_TOKEN
   Pending     : curl -s -H 'Authorization: Bearer $APPROVER_TOKEN' 'http://$APPROVAL_ADDR/v1/approvals?state=pending'
   Chat JWT    : curl -s -H 'Authorization: Bearer $USER_TOKEN' http://$AUTH_ADDR/webhook/chat-token
+  Visitor JWT : curl -s -H 'Authorization: Bearer $USER_TOKEN' 'http://$AUTH_ADDR/webhook/chat-token?audience=zengate'   (for POST http://$APPROVAL_ADDR/v1/ticket-requests)
   Widget JWT  : curl -s -X POST 'http://$AUTH_ADDR/webhook/zendesk-jwt?user_token=$USER_TOKEN'
   Demo page   : http://$AUTH_ADDR/demo
   Webhook     : target/debug/zengate sign-event --secret $ZENDESK_WEBHOOK_SIGNING_SECRET --account $ZENDESK_ACCOUNT_ID --webhook-id $ZENDESK_WEBHOOK_ID --url $WEBHOOK deploy/samples/ticket-created.json

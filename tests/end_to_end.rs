@@ -13,7 +13,7 @@ use zengate_runtime::{Env, Shutdown};
 use zengate_testkit::{NatsServer, RedisServer, eventually};
 
 const SECRET: &str = "e2e-signing-secret";
-const APPROVER: &str = "e2e-approver-token";
+const APPROVER: &str = "e2e-approver-token-0123456789abcdef";
 
 fn env(nats: &NatsServer, redis: &RedisServer, sim_url: &str) -> Env {
     Env::from_pairs([

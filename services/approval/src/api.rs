@@ -4,9 +4,9 @@
 //! `POST /v1/approvals/{id}/reject` (`{"reason"?}`), and `GET /v1/events`
 //! (server-sent events of item changes for the console).
 //!
-//! `/v1/events` takes the token as `?token=` because `EventSource` cannot
-//! send headers; it is the only route that does, and the token is never
-//! logged (request URIs are not traced).
+//! `EventSource` cannot send headers, so `/v1/events` takes `?ticket=`: a
+//! single-use ticket valid for 30 s from `POST /v1/events/ticket` (bearer).
+//! The long-lived approver token never appears in a URL; `?token=` is refused.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
@@ -23,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use zengate_runtime::error::ApiError;
 
 use crate::app::AppState;
-use crate::auth::Approver;
+use crate::auth::{Approver, FailureLimit, client_of, stream_ticket};
 use crate::decide::{self, DecideError, HumanDecision};
 use crate::item::State as ItemState;
 
@@ -53,6 +55,7 @@ pub struct ListQuery {
         (status = 200, description = "one page of items", body = crate::openapi::ItemPage),
         (status = 400, description = "unknown `state` (`invalid_state`) or a malformed query string", body = zengate_runtime::error::ErrorBody),
         (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
+        (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     ),
     security(("approver_token" = []))
 )]
@@ -87,6 +90,7 @@ pub async fn list(
         (status = 200, description = "the item", body = crate::item::Item),
         (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
         (status = 404, description = "no item with this id", body = zengate_runtime::error::ErrorBody),
+        (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
         (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     ),
     security(("approver_token" = []))
@@ -224,26 +228,108 @@ pub fn store_error(e: &dyn std::fmt::Display) -> ApiError {
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
+    pub ticket: Option<String>,
+    /// No longer accepted; present only to refuse it with a clear message.
     pub token: Option<String>,
 }
 
-/// `GET /v1/events?token=…`: one `item` event per change.
+/// A stream ticket: `GET /v1/events?ticket=…` within `expires_in` seconds, once.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StreamTicket {
+    /// 64 hex characters.
+    pub ticket: String,
+    /// Seconds the ticket stays valid (`APPROVAL_STREAM_TICKET_TTL`, 30 by default).
+    pub expires_in: u64,
+}
+
+/// `POST /v1/events/ticket`
+#[utoipa::path(
+    post,
+    path = "/v1/events/ticket",
+    tag = "approval",
+    description = "A single-use ticket for `GET /v1/events` (EventSource cannot send an Authorization header, and the approver token must not travel in a URL). Valid for 30 seconds, once.",
+    responses(
+        (status = 200, description = "the ticket; `Cache-Control: no-store`", body = StreamTicket),
+        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
+        (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "the ticket store (Redis) is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
+pub async fn events_ticket(
+    State(app): State<Arc<AppState>>,
+    Approver(by): Approver,
+) -> Result<Response, ApiError> {
+    let ticket = stream_ticket::issue(&app.redis, &by, app.stream_ticket_ttl)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot issue a stream ticket");
+            ApiError::unavailable(
+                "store_unavailable",
+                "stream tickets are unavailable; retry shortly",
+                2,
+            )
+        })?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(StreamTicket {
+            ticket,
+            expires_in: app.stream_ticket_ttl.as_secs().max(1),
+        }),
+    )
+        .into_response())
+}
+
+/// `GET /v1/events?ticket=…`: one `item` event per change.
 #[utoipa::path(
     get,
     path = "/v1/events",
     tag = "approval",
-    description = "Server-sent events for the console: `item` with `{\"id\",\"state\"}` on every change, `resync` when the client fell behind and should reload.",
+    description = "Server-sent events for the console: `item` with `{\"id\",\"state\"}` on every change, `resync` when the client fell behind and should reload. Opened with a single-use `ticket` from `POST /v1/events/ticket`; an approver token in the URL (`?token=`) is refused.",
+    params(("ticket" = String, Query, description = "a stream ticket from `POST /v1/events/ticket` (single use, 30 s)")),
     responses(
         (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
-        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
+        (status = 401, description = "missing, used, expired or unknown ticket (`invalid_ticket`), or a `?token=` (`token_in_url`)", body = zengate_runtime::error::ErrorBody),
+        (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "the ticket store (Redis) is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     ),
-    security(("approver_query_token" = []))
+    security(("stream_ticket" = []))
 )]
 pub async fn events(
     State(app): State<Arc<AppState>>,
-    Query(q): Query<EventsQuery>,
+    parts: Parts,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    Approver::from_query_token(&app, q.token.as_deref())?;
+    let Query(q) = Query::<EventsQuery>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limiter = FailureLimit::new(&app, client_of(&app, &parts));
+    limiter.check().await?;
+    if q.token.is_some() {
+        return Err(limiter
+            .failed(ApiError::unauthorized(
+                "token_in_url",
+                "approver tokens are not accepted in a URL; POST /v1/events/ticket (bearer) for a stream ticket",
+            ))
+            .await);
+    }
+    let ticket = q.ticket.unwrap_or_default();
+    let who = stream_ticket::redeem(&app.redis, &ticket)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot redeem a stream ticket");
+            ApiError::unavailable(
+                "store_unavailable",
+                "stream tickets are unavailable; retry shortly",
+                2,
+            )
+        })?;
+    if who.is_none() {
+        return Err(limiter
+            .failed(ApiError::unauthorized(
+                "invalid_ticket",
+                "a valid stream ticket is required (POST /v1/events/ticket); each works once, for 30 s",
+            ))
+            .await);
+    }
     let rx = app.store.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         let event = match rx.recv().await {

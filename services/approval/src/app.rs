@@ -20,6 +20,7 @@ use zengate_core::events::ZENGATE_STREAM;
 use zengate_core::release::ReleaseKeys;
 use zengate_runtime::Shutdown;
 use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError as RedisError};
 
@@ -63,6 +64,11 @@ pub struct AppState {
     pub visitor_rate_window: Duration,
     /// Signs releases; the executor refuses any release without a valid one.
     pub release_keys: ReleaseKeys,
+    /// Whose `X-Forwarded-For` is believed for the client address.
+    pub proxies: TrustedProxies,
+    pub auth_failure_limit: u64,
+    pub auth_failure_window: Duration,
+    pub stream_ticket_ttl: Duration,
     /// Cancelled when the service stops (ends SSE streams and tasks).
     pub shutdown: Shutdown,
 }
@@ -130,6 +136,10 @@ impl Application {
             visitor_rate_limit: config.visitor_rate_limit,
             visitor_rate_window: config.visitor_rate_window,
             release_keys: config.release_keys.clone(),
+            proxies: config.trusted_proxies.clone(),
+            auth_failure_limit: config.auth_failure_limit,
+            auth_failure_window: config.auth_failure_window,
+            stream_ticket_ttl: config.stream_ticket_ttl,
             shutdown: Shutdown::new(),
         });
         let checks = Checks {
@@ -142,11 +152,15 @@ impl Application {
         };
         let router = Router::new()
             .route("/", get(console::page))
+            .route(console::SCRIPT_PATH, get(console::script))
+            .route(console::STYLE_PATH, get(console::style))
+            .route(console::PAGE_STYLE_PATH, get(console::page_style))
             .route("/v1/approvals", get(api::list))
             .route("/v1/approvals/{id}", get(api::get))
             .route("/v1/approvals/{id}/approve", post(api::approve))
             .route("/v1/approvals/{id}/reject", post(api::reject))
             .route("/v1/events", get(api::events))
+            .route("/v1/events/ticket", post(api::events_ticket))
             .route("/v1/ticket-requests", post(visitor::create))
             .route(
                 "/webhook/resume/{id}",
@@ -157,6 +171,7 @@ impl Application {
             .with_state(state.clone())
             .merge(health::routes(checks, Arc::new(registry)))
             .merge(zengate_runtime::openapi::routes(ApiDoc::openapi()));
+        let router = console::security_headers(router);
         Ok(Self {
             listener,
             router,
@@ -192,9 +207,14 @@ impl Application {
             })
         };
         let wait = shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { wait.wait().await })
-            .await;
+        // Connection info: the peer address the client-IP walk starts from.
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { wait.wait().await })
+        .await;
         stop.trigger();
         relay.abort();
         // Bounded: a loop stuck on an unreachable NATS must not hold the

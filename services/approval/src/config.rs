@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use zengate_core::Secret;
 use zengate_core::release::{self, ReleaseKeys};
+use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::config::Common;
 use zengate_runtime::{ConfigError, Env};
 
@@ -46,6 +47,14 @@ pub struct ApprovalConfig {
     pub redis_timeout: Duration,
     /// Signs every release (`ZENGATE_RELEASE_SIGNING_SECRET`).
     pub release_keys: ReleaseKeys,
+    /// Peers whose `X-Forwarded-For` is believed (`APPROVAL_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Failed authentications per client per window before every request
+    /// from it gets `429` (0 = no limit).
+    pub auth_failure_limit: u64,
+    pub auth_failure_window: Duration,
+    /// How long a stream ticket (`POST /v1/events/ticket`) stays redeemable.
+    pub stream_ticket_ttl: Duration,
 }
 
 impl ApprovalConfig {
@@ -110,6 +119,18 @@ impl ApprovalConfig {
             publish_timeout: env.duration_or("APPROVAL_PUBLISH_TIMEOUT", Duration::from_secs(5))?,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
             release_keys: release_keys(env)?,
+            trusted_proxies: TrustedProxies::from_env(env, "APPROVAL_TRUSTED_PROXIES")?,
+            auth_failure_limit: env.parse_or("APPROVAL_AUTH_FAILURE_LIMIT", 20u64)?,
+            auth_failure_window: positive(
+                env,
+                "APPROVAL_AUTH_FAILURE_WINDOW",
+                Duration::from_secs(60),
+            )?,
+            stream_ticket_ttl: positive(
+                env,
+                "APPROVAL_STREAM_TICKET_TTL",
+                crate::auth::stream_ticket::DEFAULT_TTL,
+            )?,
         })
     }
 }
@@ -124,6 +145,14 @@ pub fn release_keys(env: &Env) -> Result<ReleaseKeys, ConfigError> {
     })
 }
 
+fn positive(env: &Env, var: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let d = env.duration_or(var, default)?;
+    if d < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(var, "must be at least 1s"));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +161,10 @@ mod tests {
         vec![
             ("ZENDESK_ACCOUNT_ID", "42"),
             ("ZENDESK_JWT_SHARED_SECRET", "jwt-secret"),
-            ("APPROVER_TOKENS", "alice:tok-a,bob:tok-b"),
+            (
+                "APPROVER_TOKENS",
+                "alice:tok-a-0123456789abcdef0123456789,bob:tok-b-0123456789abcdef0123456789",
+            ),
             ("APPROVAL_RESUME_SECRET", "resume-secret-0123456789"),
             (
                 "ZENGATE_RELEASE_SIGNING_SECRET",
@@ -149,6 +181,9 @@ mod tests {
         assert_eq!(c.on_timeout, OnTimeout::Expire);
         assert_eq!(c.public_url, "http://127.0.0.1:8082");
         assert!(!format!("{c:?}").contains("tok-a"));
+        assert_eq!(c.auth_failure_limit, 20);
+        assert_eq!(c.auth_failure_window, Duration::from_secs(60));
+        assert!(c.trusted_proxies.is_empty());
         assert!(!format!("{c:?}").contains("resume-secret"));
 
         for (var, bad) in [
@@ -158,6 +193,9 @@ mod tests {
             ("APPROVAL_PUBLIC_URL", "ftp://x"),
             ("APPROVAL_RESUME_SECRET", "short"),
             ("ZENGATE_RELEASE_SIGNING_SECRET", "too-short-key"),
+            ("APPROVAL_TRUSTED_PROXIES", "10.0.0.0/8,nope"),
+            ("APPROVAL_AUTH_FAILURE_LIMIT", "many"),
+            ("APPROVAL_AUTH_FAILURE_WINDOW", "0s"),
         ] {
             let mut pairs = base();
             pairs.retain(|(k, _)| *k != var);

@@ -10,8 +10,8 @@ use zengate_runtime::error::ErrorBody;
 
 /// Security scheme name: an approver token from `APPROVER_TOKENS`.
 pub const APPROVER: &str = "approver_token";
-/// Security scheme name: the approver token as `?token=` (server-sent events only).
-pub const APPROVER_QUERY: &str = "approver_query_token";
+/// Security scheme name: a single-use stream ticket as `?ticket=` (server-sent events only).
+pub const STREAM_TICKET: &str = "stream_ticket";
 /// Security scheme name: a visitor JWT (HS256, `ZENDESK_JWT_SHARED_SECRET`).
 pub const VISITOR: &str = "visitor_jwt";
 
@@ -52,6 +52,12 @@ pub enum DecisionRefusals {
     /// No such item.
     #[response(status = 404, description = "no item with this id")]
     NotFound(ErrorBody),
+    /// The client failed to authenticate too often.
+    #[response(
+        status = 429,
+        description = "too many failed authentications from this client (with Retry-After)"
+    )]
+    Throttled(ErrorBody),
     /// Lost the compare-and-set: someone decided first.
     #[response(
         status = 409,
@@ -86,10 +92,10 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
-            APPROVER_QUERY,
+            STREAM_TICKET,
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
-                "token",
-                "an approver token; only `GET /v1/events` accepts it here, because EventSource cannot send headers",
+                "ticket",
+                "a single-use ticket from `POST /v1/events/ticket`, valid 30 s; only `GET /v1/events` takes it, because EventSource cannot send headers",
             ))),
         );
         components.add_security_scheme(
@@ -99,7 +105,7 @@ impl Modify for Security {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "a visitor JWT signed HS256 with `ZENDESK_JWT_SHARED_SECRET`; claims name, email, jti, iat, exp, optional external_id; each jti works once",
+                        "a visitor JWT signed HS256 with `ZENDESK_JWT_SHARED_SECRET` and minted for zengate (`GET /webhook/chat-token?audience=zengate`): claims name, email, jti, iat, exp (at most 420 s after iat), aud `zengate-approval`, optional nbf and external_id; each jti works once",
                     ))
                     .build(),
             ),
@@ -115,10 +121,14 @@ impl Modify for Security {
     ),
     paths(
         crate::console::page,
+        crate::console::script,
+        crate::console::style,
+        crate::console::page_style,
         crate::api::list,
         crate::api::get,
         crate::api::approve,
         crate::api::reject,
+        crate::api::events_ticket,
         crate::api::events,
         crate::visitor::create,
         crate::resume::confirm,
@@ -136,6 +146,7 @@ impl Modify for Security {
         ResumeLinks,
         crate::api::ApproveBody,
         crate::api::RejectBody,
+        crate::api::StreamTicket,
         crate::visitor::TicketRequestBody,
     )),
     modifiers(&Security)

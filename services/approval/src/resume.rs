@@ -85,12 +85,20 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
          <meta name=\"referrer\" content=\"no-referrer\"><title>{t}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}}\
-         pre{{white-space:pre-wrap;background:#f4f4f4;padding:.75rem}}button{{font-size:1rem;padding:.5rem 1.25rem}}</style>\
+         <link rel=\"stylesheet\" href=\"{css}\">\
          </head><body><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
+        t = escape(title),
+        css = crate::console::PAGE_STYLE_PATH,
     );
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, crate::console::RESUME_CSP),
+        ],
+        Html(html),
+    )
+        .into_response()
 }
 
 fn error_page(e: ApiError) -> Response {

@@ -4,9 +4,16 @@
 //! (`create_ticket`, source `ticket_request` with `request_id = jti`) and
 //! published on `zengate.approval.requested.<account>.new`.
 //!
+//! Only tokens minted for zengate are taken: `aud` must be
+//! [`APPROVAL_AUDIENCE`] (the auth service sets it on
+//! `GET /webhook/chat-token?audience=zengate`). Tokens for Zendesk carry no
+//! `aud`, so one captured from the widget cannot be replayed here.
+//!
 //! Refused with `401`: no token, `alg` other than HS256 (including `none`),
-//! wrong key, expired, `iat` in the future, missing `name`/`email`/`iat`/
-//! `exp`/`jti`. A replayed `jti` gets `409`; more than
+//! wrong key, no or another `aud`, expired, `nbf` or `iat` in the future
+//! (60 s leeway), a lifetime `exp − iat` over 420 s (Zendesk's own limit),
+//! missing `name`/`email`/`iat`/`exp`/`jti`. A replayed `jti` (kept as its
+//! full SHA-256 until the token expires) gets `409`; more than
 //! `APPROVAL_VISITOR_RATE_LIMIT` requests per visitor (external_id, else
 //! email) per window get `429` with `Retry-After`.
 
@@ -20,6 +27,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tracing::Instrument;
 use zengate_core::Secret;
@@ -32,8 +40,16 @@ use zengate_runtime::error::ApiError;
 use crate::app::AppState;
 use crate::intake;
 
-/// Allowed clock skew for `exp`/`iat`, seconds (Zendesk allows ~2 min).
+/// Allowed clock skew for `exp`/`nbf`/`iat`, seconds (Zendesk allows ~2 min).
 const LEEWAY: u64 = 60;
+
+/// Longest accepted lifetime `exp − iat`, seconds (the auth service never
+/// issues more: Zendesk refuses longer Chat tokens).
+pub const MAX_LIFETIME: i64 = 420;
+
+/// The `aud` the auth service puts on visitor tokens for zengate (same value
+/// as `auth::APPROVAL_AUDIENCE`).
+pub const APPROVAL_AUDIENCE: &str = "zengate-approval";
 
 #[derive(Debug, Deserialize)]
 pub struct VisitorClaims {
@@ -63,8 +79,11 @@ impl VisitorVerifier {
     pub fn new(secret: &Secret) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
-        validation.set_required_spec_claims(&["exp"]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        validation.set_audience(&[APPROVAL_AUDIENCE]);
         validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
         validation.leeway = LEEWAY;
         Self {
             key: DecodingKey::from_secret(secret.expose().as_bytes()),
@@ -74,12 +93,23 @@ impl VisitorVerifier {
 
     /// The verified claims, or why the token is refused.
     pub fn verify(&self, token: &str) -> Result<VisitorClaims, String> {
+        use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<VisitorClaims>(token, &self.key, &self.validation)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e.kind() {
+                ErrorKind::InvalidAudience => not_for_zengate(),
+                ErrorKind::MissingRequiredClaim(c) if c == "aud" => not_for_zengate(),
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+                _ => e.to_string(),
+            })?;
         let c = data.claims;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         if c.iat > now + LEEWAY as i64 {
             return Err("iat is in the future".into());
+        }
+        if c.exp.saturating_sub(c.iat) > MAX_LIFETIME {
+            return Err(format!(
+                "the token lives longer than {MAX_LIFETIME} s (exp - iat)"
+            ));
         }
         if c.name.trim().is_empty() || c.email.trim().is_empty() || c.jti.trim().is_empty() {
             return Err("name, email and jti must not be empty".into());
@@ -89,6 +119,12 @@ impl VisitorVerifier {
         }
         Ok(c)
     }
+}
+
+fn not_for_zengate() -> String {
+    format!(
+        "the token is not meant for zengate (aud must be {APPROVAL_AUDIENCE:?}; fetch it with GET /webhook/chat-token?audience=zengate)"
+    )
 }
 
 /// A visitor's request for a new ticket, held for approval.
@@ -114,7 +150,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
     responses(
         (status = 202, description = "held for approval", body = crate::openapi::TicketAccepted),
         (status = 400, description = "malformed, empty or oversized body (`invalid_body`)", body = zengate_runtime::error::ErrorBody),
-        (status = 401, description = "missing (`unauthorized`) or refused (`invalid_token`) visitor JWT", body = zengate_runtime::error::ErrorBody),
+        (status = 401, description = "missing (`unauthorized`) or refused (`invalid_token`: bad signature, no `aud: zengate-approval`, expired, not yet valid, lifetime over 420 s, …) visitor JWT", body = zengate_runtime::error::ErrorBody),
         (status = 409, description = "this JWT was already used (`replayed_token`)", body = zengate_runtime::error::ErrorBody),
         (status = 413, description = "body larger than 64 KiB"),
         (status = 429, description = "too many requests from this visitor (with Retry-After)", body = zengate_runtime::error::ErrorBody),
@@ -187,7 +223,11 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
         ));
     }
     let remaining = claims.exp - OffsetDateTime::now_utc().unix_timestamp() + LEEWAY as i64;
-    let replay_key = format!("zengate:approval:jti:{}", short_hash(&claims.jti));
+    // The full digest: a truncated one would let two tokens collide.
+    let replay_key = format!(
+        "zengate:approval:jti:{}",
+        hex::encode(Sha256::digest(claims.jti.as_bytes()))
+    );
     let fresh: Option<String> = app
         .redis
         .query(

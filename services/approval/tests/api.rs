@@ -358,11 +358,15 @@ async fn list_filters_orders_and_pages() {
 /// Every route the router serves, as (method, OpenAPI path).
 const SERVED: &[(&str, &str)] = &[
     ("get", "/"),
+    ("get", "/assets/console.js"),
+    ("get", "/assets/console.css"),
+    ("get", "/assets/page.css"),
     ("get", "/v1/approvals"),
     ("get", "/v1/approvals/{id}"),
     ("post", "/v1/approvals/{id}/approve"),
     ("post", "/v1/approvals/{id}/reject"),
     ("get", "/v1/events"),
+    ("post", "/v1/events/ticket"),
     ("post", "/v1/ticket-requests"),
     ("get", "/webhook/resume/{id}"),
     ("post", "/webhook/resume/{id}"),
@@ -429,17 +433,25 @@ async fn openapi_documents_every_route() {
         s.sort();
         s
     };
-    assert_eq!(statuses("get", "/v1/approvals"), ["200", "400", "401"]);
+    assert_eq!(
+        statuses("get", "/v1/approvals"),
+        ["200", "400", "401", "429"]
+    );
     assert_eq!(
         statuses("get", "/v1/approvals/{id}"),
-        ["200", "401", "404", "503"]
+        ["200", "401", "404", "429", "503"]
     );
     for op in ["approve", "reject"] {
         assert_eq!(
             statuses("post", &format!("/v1/approvals/{{id}}/{op}")),
-            ["200", "400", "401", "404", "409", "413", "503"]
+            ["200", "400", "401", "404", "409", "413", "429", "503"]
         );
     }
+    assert_eq!(
+        statuses("post", "/v1/events/ticket"),
+        ["200", "401", "429", "503"]
+    );
+    assert_eq!(statuses("get", "/v1/events"), ["200", "401", "429", "503"]);
     assert_eq!(
         statuses("post", "/v1/ticket-requests"),
         ["202", "400", "401", "409", "413", "429", "503"]
@@ -451,12 +463,14 @@ async fn openapi_documents_every_route() {
         );
     }
 
-    // Credentials: approver bearer on the /v1/approvals routes, the query
-    // token on the event stream, a visitor JWT on ticket requests, none on
-    // the signed links.
+    // Credentials: approver bearer on the /v1/approvals routes and for stream
+    // tickets, a single-use ticket on the event stream, a visitor JWT on
+    // ticket requests, none on the signed links.
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["approver_token"]["scheme"], "bearer");
-    assert_eq!(schemes["approver_query_token"]["in"], "query");
+    assert_eq!(schemes["stream_ticket"]["in"], "query");
+    assert_eq!(schemes["stream_ticket"]["name"], "ticket");
+    assert!(schemes.get("approver_query_token").is_none());
     assert_eq!(schemes["visitor_jwt"]["bearerFormat"], "JWT");
     let security = |method: &str, path: &str| doc["paths"][path][method]["security"].clone();
     assert_eq!(
@@ -465,7 +479,11 @@ async fn openapi_documents_every_route() {
     );
     assert_eq!(
         security("get", "/v1/events"),
-        json!([{"approver_query_token": []}])
+        json!([{"stream_ticket": []}])
+    );
+    assert_eq!(
+        security("post", "/v1/events/ticket"),
+        json!([{"approver_token": []}])
     );
     assert_eq!(
         security("post", "/v1/ticket-requests"),

@@ -1,4 +1,5 @@
-//! Visitor ticket requests authenticated by the auth service's HS256 JWTs.
+//! Visitor ticket requests authenticated by the auth service's HS256 JWTs
+//! (minted for zengate: `aud: zengate-approval`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -16,7 +17,7 @@ fn now() -> i64 {
 
 fn claims(jti: &str) -> Value {
     json!({"name": "Vera Visitor", "email": "vera@example.com", "external_id": format!("ext-{jti}"),
-           "iat": now(), "exp": now() + 420, "jti": jti})
+           "iat": now(), "exp": now() + 420, "jti": jti, "aud": "zengate-approval"})
 }
 
 fn sign(claims: &Value, key: &str) -> String {
@@ -66,6 +67,7 @@ async fn refuses_bad_tokens() {
         ("wrong key", Some(sign(&claims("j-key"), "another-secret"))),
         ("garbage", Some("a.b.c".into())),
     ];
+
     let mut expired = claims("j-exp");
     expired["iat"] = json!(now() - 3600);
     expired["exp"] = json!(now() - 600);
@@ -85,6 +87,21 @@ async fn refuses_bad_tokens() {
     )
     .unwrap();
     cases.push(("HS512", Some(hs512)));
+    let mut long = claims("j-long");
+    long["exp"] = json!(now() + 421);
+    cases.push(("lives longer than 420 s", Some(sign(&long, JWT_SECRET))));
+    let mut early = claims("j-nbf");
+    early["nbf"] = json!(now() + 300);
+    cases.push(("nbf in the future", Some(sign(&early, JWT_SECRET))));
+    let mut other = claims("j-aud");
+    other["aud"] = json!("zendesk");
+    cases.push(("another audience", Some(sign(&other, JWT_SECRET))));
+    let mut zendesk = claims("j-zendesk");
+    zendesk.as_object_mut().unwrap().remove("aud");
+    cases.push((
+        "a token for Zendesk (no aud)",
+        Some(sign(&zendesk, JWT_SECRET)),
+    ));
 
     for (what, token) in &cases {
         let (status, err, _) = ask(&svc, token.as_deref(), body()).await;
@@ -183,4 +200,47 @@ async fn rate_limited_per_visitor() {
     // another visitor is unaffected
     let (status, _, _) = ask(&svc, Some(&sign(&claims("jti-other"), JWT_SECRET)), body()).await;
     assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn only_tokens_for_zengate_with_full_jti_replay_key() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    // Zendesk's claims exactly (no aud): refused with a message saying why.
+    let mut zendesk = claims("jti-for-zendesk");
+    zendesk.as_object_mut().unwrap().remove("aud");
+    let (status, err, _) = ask(&svc, Some(&sign(&zendesk, JWT_SECRET)), body()).await;
+    assert_eq!(status, 401);
+    assert_eq!(err["error"], "invalid_token");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains("zengate-approval"), "{msg}");
+    assert!(msg.contains("audience=zengate"), "{msg}");
+
+    // nbf a little ahead (clock skew within the leeway) and a lifetime of
+    // exactly 420 s are fine.
+    let jti = "jti-nbf-in-leeway";
+    let mut c = claims(jti);
+    c["nbf"] = json!(now() + 20);
+    let (status, v, _) = ask(&svc, Some(&sign(&c, JWT_SECRET)), body()).await;
+    assert_eq!(status, 202, "{v}");
+
+    // The replay key is the full SHA-256 of the jti, expiring with the token.
+    let client = redis::Client::open(infra.redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let full = format!(
+        "zengate:approval:jti:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(jti.as_bytes()))
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&full)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 420 + 60, "ttl {ttl}");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("zengate:approval:jti:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, [full]);
 }

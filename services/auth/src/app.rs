@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi as _;
 use zengate_core::events::ZENGATE_STREAM;
@@ -144,11 +145,29 @@ impl Application {
             .route(crate::ZENDESK_JWT_PATH, post(http::zendesk_jwt))
             .route(crate::MESSAGING_JWT_PATH, post(http::messaging_jwt))
             .route("/demo", get(http::demo))
+            .route("/demo.js", get(http::demo_js))
             .merge(browser)
             .with_state(state)
             .merge(health::routes(checks, Arc::new(registry)))
             .merge(zengate_runtime::openapi::routes(
                 crate::openapi::ApiDoc::openapi(),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            // JSON and everything else: nothing may load or frame it.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
             ))
             .layer(TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,

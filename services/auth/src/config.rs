@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use zengate_core::Secret;
+use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::config::Common;
 use zengate_runtime::{ConfigError, Env};
 
@@ -127,19 +128,7 @@ fn list(env: &Env, var: &str) -> Vec<String> {
 }
 
 fn trusted_proxies(env: &Env) -> Result<Vec<IpNet>, ConfigError> {
-    list(env, "AUTH_TRUSTED_PROXIES")
-        .iter()
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError::invalid(
-                        "AUTH_TRUSTED_PROXIES",
-                        format!("{s:?} is neither an IP address nor a CIDR"),
-                    )
-                })
-        })
-        .collect()
+    Ok(TrustedProxies::from_env(env, "AUTH_TRUSTED_PROXIES")?.into_inner())
 }
 
 fn source(env: &Env, var: &str) -> Result<Option<SecretSource>, ConfigError> {

@@ -33,6 +33,12 @@ pub struct TokenQuery {
     user_token: Option<String>,
 }
 
+/// `?audience=` of `GET /webhook/chat-token`.
+#[derive(Debug, Deserialize)]
+pub struct AudienceQuery {
+    audience: Option<String>,
+}
+
 /// `{"jwt": "<compact HS256 JWT>"}`, the body of every success.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct JwtBody {
@@ -69,10 +75,11 @@ pub async fn zendesk_jwt(
     get,
     path = "/webhook/chat-token",
     tag = "auth",
-    description = "A front end fetching its own Web Widget / Chat token with the visitor's user_token as a Bearer credential (CORS for the configured origins). A missing Authorization header is 400 `missing_user_token`.",
+    description = "A front end fetching its own Web Widget / Chat token with the visitor's user_token as a Bearer credential (CORS for the configured origins). A missing Authorization header is 400 `missing_user_token`. With `audience=zengate` the token is for zengate's own `POST /v1/ticket-requests` instead: the same claims plus `aud: \"zengate-approval\"` (the approval service refuses tokens without it).",
+    params(("audience" = Option<String>, Query, description = "`zengate` for a token for zengate's approval service (claim `aud: zengate-approval`); absent for a Zendesk token")),
     responses(
-        (status = 200, description = "a Web Widget (Classic) / Chat JWT; `Cache-Control: no-store`", body = JwtBody),
-        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup)", body = zengate_runtime::error::ErrorBody),
+        (status = 200, description = "a Web Widget (Classic) / Chat JWT (or, with `audience=zengate`, a visitor token for zengate); `Cache-Control: no-store`", body = JwtBody),
+        (status = 400, description = "`missing_user_token`: no or empty user_token; `malformed_user_token`: not 16–128 characters of A-Z a-z 0-9 _ -, or a non-Bearer Authorization header (refused before any lookup); `invalid_audience`: an `audience` other than `zengate`", body = zengate_runtime::error::ErrorBody),
         (status = 405, description = "method other than GET"),
         crate::openapi::TokenRefusals,
     ),
@@ -82,9 +89,24 @@ pub async fn chat_token(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    query: Result<Query<AudienceQuery>, QueryRejection>,
 ) -> Response {
+    let kind = match query.map(|q| q.0.audience) {
+        Ok(None) => Kind::Chat,
+        Ok(Some(a)) if a == "zengate" => Kind::Approval,
+        _ => {
+            return refuse(
+                &app,
+                "invalid_audience",
+                ApiError::bad_request(
+                    "invalid_audience",
+                    "audience is either absent (a Zendesk token) or `zengate`",
+                ),
+            );
+        }
+    };
     let token = bearer(&headers);
-    serve(&app, Kind::Chat, peer, &headers, token.as_deref()).await
+    serve(&app, kind, peer, &headers, token.as_deref()).await
 }
 
 /// `POST /webhook/messaging-jwt?user_token=…`
@@ -136,26 +158,67 @@ pub async fn messaging_token(
     serve(&app, Kind::Messaging, peer, &headers, token.as_deref()).await
 }
 
+/// The hosts Zendesk documents for the Web Widget (Classic) under a custom
+/// CSP ("Content Security Policy (CSP) support"). The subdomain is not known
+/// to this service, hence `*.zendesk.com`.
+const ZENDESK_HOSTS: &str = "https://static.zdassets.com https://ekr.zdassets.com https://ekr.zendesk.com \
+     https://*.zendesk.com https://*.zopim.com";
+
+/// CSP of `/demo`: scripts only from this service and Zendesk's widget hosts
+/// (no inline script: the page's script is `/demo.js`); the widget's
+/// connections, images and frames as Zendesk documents them. Styles allow
+/// `'unsafe-inline'` because the widget injects inline styles (Zendesk's
+/// documented requirement); this page alone does so.
+pub fn demo_csp() -> String {
+    format!(
+        "default-src 'self' {ZENDESK_HOSTS} https://zendesk-eu.my.sentry.io wss://*.zendesk.com wss://*.zopim.com; \
+         script-src 'self' {ZENDESK_HOSTS}; \
+         style-src 'self' 'unsafe-inline'; \
+         img-src 'self' https://v2assets.zopim.io https://static.zdassets.com data:; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 /// `GET /demo`: a page showing the widget snippet and a token's claims.
 #[utoipa::path(
     get,
     path = "/demo",
     tag = "auth",
     responses(
-        (status = 200, description = "the demo page (HTML, `Cache-Control: no-store`)", body = String, content_type = "text/html"),
+        (status = 200, description = "the demo page (HTML, `Cache-Control: no-store`, a Content-Security-Policy without inline scripts)", body = String, content_type = "text/html"),
         (status = 405, description = "method other than GET"),
     )
 )]
 pub async fn demo() -> Response {
+    let csp = HeaderValue::from_str(&demo_csp())
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     (
         [
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; script-src 'self' 'unsafe-inline' https://static.zdassets.com; connect-src 'self' https:; style-src 'self' 'unsafe-inline'",
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_SECURITY_POLICY, csp),
         ],
         Html(include_str!("demo.html")),
+    )
+        .into_response()
+}
+
+/// `GET /demo.js`: the demo page's script.
+#[utoipa::path(
+    get,
+    path = "/demo.js",
+    tag = "auth",
+    responses(
+        (status = 200, description = "JavaScript", body = String, content_type = "text/javascript"),
+        (status = 405, description = "method other than GET"),
+    )
+)]
+pub async fn demo_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("demo.js"),
     )
         .into_response()
 }

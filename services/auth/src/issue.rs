@@ -1,12 +1,12 @@
 //! Issuing one token for a known user: claims, signature, audit, metrics.
 //! Transport-free, so it can be driven in-process as well as over HTTP.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use zengate_core::events::{self, JwtIssued};
+use zengate_runtime::client_ip::ClientIp;
 
 use crate::audit::AuditQueue;
 use crate::jwt::{self, MessagingClaims, WidgetClaims};
@@ -23,6 +23,9 @@ pub enum Kind {
     Chat,
     /// Messaging tokens (header `kid`).
     Messaging,
+    /// `GET /webhook/chat-token?audience=zengate`: the widget claims plus
+    /// `aud` = [`crate::APPROVAL_AUDIENCE`], for zengate's approval service.
+    Approval,
 }
 
 impl Kind {
@@ -31,6 +34,7 @@ impl Kind {
             Kind::Widget => "widget",
             Kind::Chat => "chat",
             Kind::Messaging => "messaging",
+            Kind::Approval => "approval",
         }
     }
 }
@@ -89,14 +93,14 @@ impl Issuer {
         kind: Kind,
         user: &UserRecord,
         user_token_hash: &str,
-        client_ip: Option<IpAddr>,
+        client_ip: Option<ClientIp>,
     ) -> Result<Issued, IssueError> {
         let iat = OffsetDateTime::now_utc().unix_timestamp();
         let exp = iat + i64::try_from(self.ttl.as_secs()).unwrap_or(300);
         let jti = jwt::new_jti().map_err(|e| IssueError::Internal(e.to_string()))?;
         let keys = self.keys.current();
         let (jwt, kid) = match kind {
-            Kind::Widget | Kind::Chat => {
+            Kind::Widget | Kind::Chat | Kind::Approval => {
                 let claims = WidgetClaims {
                     name: &user.name,
                     email: &user.email,
@@ -104,6 +108,7 @@ impl Issuer {
                     iat,
                     jti: &jti,
                     exp,
+                    aud: (kind == Kind::Approval).then_some(crate::APPROVAL_AUDIENCE),
                 };
                 let t = jwt::sign_widget(&claims, &keys.widget)
                     .map_err(|e| IssueError::Internal(e.to_string()))?;

@@ -20,6 +20,10 @@ pub struct WidgetClaims<'a> {
     pub iat: i64,
     pub jti: &'a str,
     pub exp: i64,
+    /// Only on tokens for zengate itself ([`crate::APPROVAL_AUDIENCE`]);
+    /// Zendesk's tokens keep exactly Zendesk's claims.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<&'static str>,
 }
 
 #[derive(Serialize)]

@@ -7,7 +7,8 @@
 
 pub mod app;
 pub mod audit;
-pub mod client_ip;
+/// Moved to `zengate-runtime` (approval walks `X-Forwarded-For` the same way).
+pub use zengate_runtime::client_ip;
 pub mod config;
 pub mod http;
 pub mod issue;
@@ -28,3 +29,7 @@ pub const CHAT_TOKEN_PATH: &str = "/webhook/chat-token";
 pub const MESSAGING_JWT_PATH: &str = "/webhook/messaging-jwt";
 /// Messaging token, Bearer user_token.
 pub const MESSAGING_TOKEN_PATH: &str = "/webhook/messaging-token";
+/// `aud` of visitor tokens minted for zengate's own approval service
+/// (`GET /webhook/chat-token?audience=zengate`); Zendesk tokens carry no `aud`,
+/// so one minted for Zendesk cannot be replayed at `POST /v1/ticket-requests`.
+pub const APPROVAL_AUDIENCE: &str = "zengate-approval";

@@ -78,6 +78,7 @@ impl Modify for BearerUserToken {
         crate::http::messaging_jwt,
         crate::http::messaging_token,
         crate::http::demo,
+        crate::http::demo_js,
     ),
     components(schemas(crate::http::JwtBody, ErrorBody)),
     modifiers(&BearerUserToken)

@@ -2,6 +2,7 @@
 //! holds only its own behaviour.
 
 pub mod bus;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod health;

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use zengate_runtime::Env;
 
 pub const SIM_ADDR: &str = "127.0.0.1:8090";
-const DEMO_APPROVER_TOKEN: &str = "zengate-demo-approver-token";
 
 const DEFAULTS: &[(&str, &str)] = &[
     ("NATS_URL", "nats://127.0.0.1:4222"),
@@ -21,7 +20,6 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("ZENDESK_EMAIL", "agent@zengate.local"),
     ("ZENDESK_API_TOKEN", "local-dev-api-token"),
     ("ZENDESK_JWT_SHARED_SECRET", "local-dev-jwt-shared-secret"),
-    ("APPROVER_TOKENS", "demo:zengate-demo-approver-token"),
     ("APPROVAL_RESUME_SECRET", "local-dev-resume-secret"),
     ("INGRESS_ADDR", "127.0.0.1:8080"),
     ("AUTH_ADDR", "127.0.0.1:8081"),
@@ -39,6 +37,11 @@ pub fn layered() -> Env {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     vars.extend(std::env::vars().filter(|(_, v)| !v.trim().is_empty()));
+    // No fixed demo token: approval refuses published placeholders, so an
+    // unset APPROVER_TOKENS gets a fresh random one (printed at start-up).
+    if !vars.contains_key("APPROVER_TOKENS") {
+        vars.insert("APPROVER_TOKENS".into(), format!("demo:{}", random_token()));
+    }
     let sim = vars
         .get("ZENDESK_SIM_ADDR")
         .cloned()
@@ -50,13 +53,7 @@ pub fn layered() -> Env {
     // The release-signing key exists only for this process's lifetime: the
     // approval service and the workers here share it, nobody else knows it.
     vars.entry("ZENGATE_RELEASE_SIGNING_SECRET".into())
-        .or_insert_with(|| {
-            format!(
-                "{}{}",
-                uuid::Uuid::new_v4().simple(),
-                uuid::Uuid::new_v4().simple()
-            )
-        });
+        .or_insert_with(random_token);
     vars.entry("ZENDESK_API_BASE_URL".into())
         .or_insert_with(|| format!("http://{sim}"));
     vars.entry("ZENDESK_SIM_WEBHOOK_URL".into())
@@ -64,7 +61,17 @@ pub fn layered() -> Env {
     Env::from_pairs(vars)
 }
 
-/// The first approver token configured (the demo one by default).
+/// 192 random bits as hex (48 characters); without OS randomness, a value
+/// approval refuses, so the stack fails loudly instead of running weak.
+fn random_token() -> String {
+    let mut buf = [0u8; 24];
+    match getrandom::fill(&mut buf) {
+        Ok(()) => hex::encode(buf),
+        Err(_) => "REPLACE_ME_no_randomness_available".to_owned(),
+    }
+}
+
+/// The first approver token configured (a random one by default).
 pub fn approver_token(env: &Env) -> String {
     env.get("APPROVER_TOKENS")
         .and_then(|list| {
@@ -72,5 +79,5 @@ pub fn approver_token(env: &Env) -> String {
                 .next()
                 .and_then(|pair| pair.split_once(':').map(|(_, t)| t.trim().to_owned()))
         })
-        .unwrap_or_else(|| DEMO_APPROVER_TOKEN.to_owned())
+        .unwrap_or_default()
 }

@@ -25,8 +25,8 @@ use zengate_runtime::Shutdown;
 use zengate_testkit::{NatsServer, RedisServer, eventually};
 
 pub const ACCOUNT: u64 = 42;
-pub const ALICE: &str = "tok-alice-0123456789";
-pub const BOB: &str = "tok-bob-0123456789";
+pub const ALICE: &str = "tok-alice-0123456789abcdef0123456789";
+pub const BOB: &str = "tok-bob-0123456789abcdef0123456789ab";
 pub const JWT_SECRET: &str = "visitor-jwt-shared-secret-for-tests";
 pub const RESUME_SECRET: &str = "resume-secret-for-tests-0123456789";
 pub const RELEASE_KEY: &str = "release-signing-key-for-tests-0123456789";
@@ -50,6 +50,10 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
         publish_timeout: Duration::from_secs(3),
         redis_timeout: Duration::from_millis(500),
         release_keys: ReleaseKeys::single(RELEASE_KEY),
+        trusted_proxies: Default::default(),
+        auth_failure_limit: 20,
+        auth_failure_window: Duration::from_secs(60),
+        stream_ticket_ttl: Duration::from_secs(30),
     }
 }
 
