@@ -71,7 +71,7 @@ fn config(i: &Infra) -> WorkerConfig {
     WorkerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: i.nats.url(),
-        redis_url: i.redis.url(),
+        redis: i.redis.url().into(),
         account_id: ACCOUNT,
         zendesk,
         partitions: 32,
@@ -184,7 +184,7 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
     let ingress_config = ingress::IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: i.nats.url(),
-        redis_url: i.redis.url(),
+        redis: i.redis.url().into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,
         webhook_id: None,

@@ -146,7 +146,7 @@ impl Application {
         } else {
             None
         };
-        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+        let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();
         let metrics = WorkerMetrics::register(&mut registry);

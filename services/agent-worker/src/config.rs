@@ -54,7 +54,7 @@ impl std::str::FromStr for Role {
 pub struct WorkerConfig {
     pub addr: SocketAddr,
     pub nats_url: String,
-    pub redis_url: String,
+    pub redis: zengate_runtime::RedisConfig,
     /// The only account whose events and approvals this worker acts on.
     pub account_id: u64,
     pub zendesk: ClientConfig,
@@ -94,7 +94,7 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let partitions: u32 = env.parse_or("WORKER_PARTITIONS", 32)?;
         if !(1..=1024).contains(&partitions) {
             return Err(ConfigError::invalid(
@@ -146,7 +146,7 @@ impl WorkerConfig {
         Ok(Self {
             addr: env.addr_or("WORKER_ADDR", "0.0.0.0:8083")?,
             nats_url: common.nats_url,
-            redis_url: common.redis_url,
+            redis: common.redis,
             account_id,
             zendesk: ClientConfig::from_env(env)?,
             partitions,

@@ -292,7 +292,7 @@ async fn webhook_to_proposal_to_reply_without_loops() {
     let ingress_config = ingress::IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: h.nats.url(),
-        redis_url: h.redis.url(),
+        redis: h.redis.url().into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,
         webhook_id: None,

@@ -110,7 +110,7 @@ impl Application {
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
         let kv = bus::ensure_kv(&js, bucket_config()).await?;
-        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+        let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();
         let metrics = ApprovalMetrics::register(&mut registry);

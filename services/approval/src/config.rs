@@ -24,7 +24,7 @@ pub enum OnTimeout {
 pub struct ApprovalConfig {
     pub addr: SocketAddr,
     pub nats_url: String,
-    pub redis_url: String,
+    pub redis: zengate_runtime::RedisConfig,
     /// Used in `zengate.approval.requested.<account>.new` for visitor requests.
     pub account_id: u64,
     /// HS256 key of the visitor JWTs the auth service issues.
@@ -59,7 +59,7 @@ pub struct ApprovalConfig {
 
 impl ApprovalConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let approvers = ApproverTokens::parse(&env.secret("APPROVER_TOKENS")?)
             .map_err(|reason| ConfigError::invalid("APPROVER_TOKENS", reason))?;
         let on_timeout = match env.string_or("APPROVAL_ON_TIMEOUT", "expire").as_str() {
@@ -103,7 +103,7 @@ impl ApprovalConfig {
         Ok(Self {
             addr: env.addr_or("APPROVAL_ADDR", "0.0.0.0:8082")?,
             nats_url: common.nats_url,
-            redis_url: common.redis_url,
+            redis: common.redis,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             jwt_secret: env.secret("ZENDESK_JWT_SHARED_SECRET")?,
             approvers,

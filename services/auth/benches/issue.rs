@@ -84,7 +84,7 @@ async fn main() {
     let config = AuthConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: nats.url(),
-        redis_url: redis.url(),
+        redis: redis.url().into(),
         redis_timeout: Duration::from_secs(1),
         keys: KeySources {
             widget: SecretSource::Inline(Secret::new("bench-shared-secret")),
@@ -110,7 +110,7 @@ async fn main() {
     let server = tokio::spawn(async move { app.run(s).await.expect("auth runs") });
 
     let users = RedisUsers::new(Arc::new(
-        RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap(),
+        RedisStore::from_url(&redis.url(), Duration::from_secs(2)).unwrap(),
     ));
     let mut tokens = Vec::new();
     for i in 0..CLIENTS {

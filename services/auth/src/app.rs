@@ -92,7 +92,7 @@ impl Application {
         let client = bus::connect(&config.nats_url, "zengate-auth").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
-        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+        let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
         let lookup = match &config.lookup {
             LookupConfig::Redis => Lookup::Redis(RedisUsers::new(redis.clone())),
             LookupConfig::Http {

@@ -32,7 +32,7 @@ pub enum LookupConfig {
 pub struct AuthConfig {
     pub addr: SocketAddr,
     pub nats_url: String,
-    pub redis_url: String,
+    pub redis: zengate_runtime::RedisConfig,
     pub redis_timeout: Duration,
     pub keys: KeySources,
     /// `exp - iat` of every token.
@@ -55,7 +55,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let token_ttl = env.duration_or("AUTH_TOKEN_TTL", Duration::from_secs(300))?;
         if token_ttl > MAX_TOKEN_TTL {
             return Err(ConfigError::invalid(
@@ -100,7 +100,7 @@ impl AuthConfig {
         Ok(Self {
             addr: env.addr_or("AUTH_ADDR", "0.0.0.0:8081")?,
             nats_url: common.nats_url,
-            redis_url: common.redis_url,
+            redis: common.redis,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
             keys: key_sources(env)?,
             token_ttl,

@@ -23,7 +23,7 @@ fn new_user(name: &str, email: &str, ext: Option<&str>) -> NewUser {
 #[tokio::test]
 async fn add_list_remove() {
     let redis = RedisServer::start().await;
-    let store = Arc::new(RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap());
+    let store = Arc::new(RedisStore::from_url(&redis.url(), Duration::from_secs(2)).unwrap());
     let users = RedisUsers::new(store.clone());
 
     let (token, record) = users

@@ -159,7 +159,7 @@ async fn main() {
     let config = IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: nats.url(),
-        redis_url: redis.url(),
+        redis: redis.url().into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: 42,
         webhook_id: None,

@@ -69,7 +69,7 @@ impl Application {
         let client = bus::connect(&config.nats_url, "zengate-ingress").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zendesk_stream_config(&config.stream)).await?;
-        let redis = Arc::new(RedisStore::new(&config.redis_url, config.redis_timeout)?);
+        let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();
         let metrics = IngressMetrics::register(&mut registry);

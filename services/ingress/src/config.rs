@@ -13,7 +13,7 @@ use zengate_runtime::{ConfigError, Env};
 pub struct IngressConfig {
     pub addr: SocketAddr,
     pub nats_url: String,
-    pub redis_url: String,
+    pub redis: zengate_runtime::RedisConfig,
     /// Any one of these verifies a delivery (rotation).
     pub secrets: Vec<Secret>,
     pub account_id: u64,
@@ -32,7 +32,7 @@ pub struct IngressConfig {
 
 impl IngressConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let mut secrets = env.secret_list("ZENDESK_WEBHOOK_SIGNING_SECRET")?;
         if env.bool_or("ZENDESK_ACCEPT_TEST_SIGNATURES", false)? {
             secrets.push(Secret::new(ZENDESK_TEST_SIGNING_SECRET));
@@ -54,7 +54,7 @@ impl IngressConfig {
         Ok(Self {
             addr: env.addr_or("INGRESS_ADDR", "0.0.0.0:8080")?,
             nats_url: common.nats_url,
-            redis_url: common.redis_url,
+            redis: common.redis,
             secrets,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             webhook_id: env.get("ZENDESK_WEBHOOK_ID"),

@@ -12,6 +12,8 @@ use std::time::Duration;
 use zengate_core::Secret;
 use zengate_core::ids::parse_canonical_id;
 
+use crate::redis_config::RedisConfig;
+
 /// A configuration problem, always naming the variable. Never includes a
 /// secret's value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -225,15 +227,15 @@ pub fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct Common {
     pub nats_url: String,
-    pub redis_url: String,
+    pub redis: RedisConfig,
 }
 
 impl Common {
-    pub fn from_env(env: &Env) -> Self {
-        Self {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
             nats_url: env.string_or("NATS_URL", "nats://127.0.0.1:4222"),
-            redis_url: env.string_or("REDIS_URL", "redis://127.0.0.1:6379"),
-        }
+            redis: RedisConfig::from_env(env)?,
+        })
     }
 }
 

@@ -7,9 +7,11 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod openapi;
+pub mod redis_config;
 pub mod redis_store;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{ConfigError, Env};
+pub use redis_config::RedisConfig;
 pub use shutdown::Shutdown;

@@ -7,8 +7,13 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
+use crate::redis_config::RedisConfig;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The settings cannot make a client (never quotes a password).
+    #[error("invalid redis settings: {0}")]
+    Config(String),
     #[error("redis unavailable: {0}")]
     Unavailable(String),
     #[error("redis operation timed out after {0:?}")]
@@ -33,15 +38,22 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Validates the URL; does not connect yet.
-    pub fn new(url: &str, op_timeout: Duration) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    /// Validates the settings (URL, credentials, TLS material); does not
+    /// connect yet.
+    pub fn new(config: &RedisConfig, op_timeout: Duration) -> Result<Self, StoreError> {
+        let client = config
+            .client()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         Ok(Self {
             client,
             manager: Mutex::new(None),
             op_timeout,
         })
+    }
+
+    /// A store for a bare URL (tests, tools without other settings).
+    pub fn from_url(url: &str, op_timeout: Duration) -> Result<Self, StoreError> {
+        Self::new(&RedisConfig::from(url), op_timeout)
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {

@@ -1,7 +1,8 @@
 //! Real infrastructure for tests: each call starts a private `nats-server -js`
 //! or `redis-server` on a free loopback port with its own temporary directory,
 //! so tests run in parallel, can stop and restart the server mid-test (data
-//! kept), and leave nothing behind (processes are killed on drop).
+//! kept), and leave nothing behind (processes are killed on drop). Redis can
+//! also run with extra configuration (passwords, ACL users) or TLS only.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod binaries;
@@ -13,5 +14,5 @@ mod wait;
 pub use binaries::{MIN_NATS_VERSION, nats_server_binary, redis_server_binary};
 pub use logs::LogCapture;
 pub use nats::NatsServer;
-pub use redis::RedisServer;
+pub use redis::{RedisServer, RedisTls};
 pub use wait::{eventually, free_port, metric_value};

@@ -10,16 +10,15 @@ use anyhow::Context;
 use auth::users::{NewUser, RedisUsers, Selector, added_report};
 use clap::{Args, Subcommand};
 use zengate_runtime::redis_store::RedisStore;
+use zengate_runtime::{Env, RedisConfig};
 
 #[derive(Debug, Args)]
 pub struct Users {
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        global = true
-    )]
-    redis_url: String,
+    /// Redis URL [default: REDIS_URL, else redis://127.0.0.1:6379]. Credentials
+    /// and TLS come from REDIS_USERNAME, REDIS_PASSWORD(_FILE) and
+    /// REDIS_TLS_{CA,CERT,KEY}_FILE.
+    #[arg(long, global = true)]
+    redis_url: Option<String>,
     #[command(subcommand)]
     command: UsersCommand,
 }
@@ -52,8 +51,15 @@ enum UsersCommand {
 
 impl Users {
     pub async fn run(self) -> anyhow::Result<()> {
-        let store = RedisStore::new(&self.redis_url, Duration::from_secs(5))
-            .with_context(|| format!("invalid Redis URL {}", self.redis_url))?;
+        // The flag wins over REDIS_URL; the environment is never echoed in
+        // --help since it may carry a password.
+        let env = Env::process();
+        let config = match &self.redis_url {
+            Some(url) => RedisConfig::from_env_with_url(&env, url)?,
+            None => RedisConfig::from_env(&env)?,
+        };
+        let store = RedisStore::new(&config, Duration::from_secs(5))
+            .with_context(|| format!("Redis at {}", config.redacted_url()))?;
         let users = RedisUsers::new(Arc::new(store));
         match self.command {
             UsersCommand::Add {

@@ -2,7 +2,8 @@
 //! simulator in one process, wired together on embedded defaults. It seeds a
 //! demo approver and a demo visitor, creates a ticket in the simulator so a
 //! signed `ticket.created` flows through, and waits for the resulting pending
-//! approval. NATS (JetStream) and Redis come from `NATS_URL` / `REDIS_URL`.
+//! approval. NATS (JetStream) and Redis come from `NATS_URL` / `REDIS_URL` (plus the
+//! `REDIS_*` credential and TLS variables).
 
 mod defaults;
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use zengate_runtime::RedisConfig;
 use zengate_runtime::redis_store::RedisStore;
 use zengate_runtime::{Shutdown, telemetry};
 
@@ -75,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Demo data: a visitor user (auth) and a ticket from an end user (simulator).
     let redis = Arc::new(RedisStore::new(
-        &env.string_or("REDIS_URL", "redis://127.0.0.1:6379"),
+        &RedisConfig::from_env(&env)?,
         Duration::from_secs(2),
     )?);
     let (user_token, _) = auth::users::RedisUsers::new(redis)

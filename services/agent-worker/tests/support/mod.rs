@@ -71,7 +71,7 @@ impl Harness {
         WorkerConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
             nats_url: self.nats.url(),
-            redis_url: self.redis.url(),
+            redis: self.redis.url().into(),
             account_id: ACCOUNT,
             zendesk: client_config(&self.sim),
             partitions: 16,

@@ -35,7 +35,7 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
     ApprovalConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: nats_url.to_owned(),
-        redis_url: redis_url.to_owned(),
+        redis: redis_url.into(),
         account_id: ACCOUNT,
         jwt_secret: Secret::new(JWT_SECRET),
         approvers: ApproverTokens::parse(&Secret::new(format!("alice:{ALICE},bob:{BOB}"))).unwrap(),

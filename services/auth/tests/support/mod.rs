@@ -48,7 +48,7 @@ pub fn config(nats_url: &str, redis_url: &str, secret_file: &str) -> AuthConfig 
     AuthConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: nats_url.to_owned(),
-        redis_url: redis_url.to_owned(),
+        redis: redis_url.into(),
         redis_timeout: Duration::from_millis(250),
         keys: KeySources {
             widget: SecretSource::File {
@@ -111,7 +111,7 @@ impl TestApp {
             app.run(s).await.expect("auth runs");
         });
         let client = async_nats::connect(nats.url()).await.unwrap();
-        let store = Arc::new(RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap());
+        let store = Arc::new(RedisStore::from_url(&redis.url(), Duration::from_secs(2)).unwrap());
         Self {
             addr,
             nats,

@@ -17,7 +17,7 @@ pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
     IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats_url: nats_url.to_owned(),
-        redis_url: redis_url.to_owned(),
+        redis: redis_url.into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: 42,
         webhook_id: None,
