@@ -343,6 +343,10 @@ async fn weak_approver_tokens_are_refused_at_start_up() {
             ("ZENDESK_JWT_SHARED_SECRET", "jwt-secret"),
             ("APPROVAL_RESUME_SECRET", "resume-secret-0123456789"),
             ("APPROVER_TOKENS", tokens),
+            (
+                "ZENGATE_RELEASE_SIGNING_SECRET",
+                "release-key-0123456789abcdef0123456789",
+            ),
         ])
     };
     let good = "a".repeat(40);
