@@ -70,7 +70,7 @@ fn config(i: &Infra) -> WorkerConfig {
     zendesk.base_url_override = Some(i.sim.base_url());
     WorkerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: i.nats.url(),
+        nats: i.nats.url().into(),
         redis_url: i.redis.url(),
         account_id: ACCOUNT,
         zendesk,
@@ -182,7 +182,7 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
         .id;
     let ingress_config = ingress::IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: i.nats.url(),
+        nats: i.nats.url().into(),
         redis_url: i.redis.url(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use zendesk_client::ClientConfig;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 /// The ticket subjects consumed unless `WORKER_FILTER_SUBJECTS` says otherwise.
@@ -49,7 +50,7 @@ impl std::str::FromStr for Role {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis_url: String,
     /// The only account whose events and approvals this worker acts on.
     pub account_id: u64,
@@ -87,7 +88,7 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let partitions: u32 = env.parse_or("WORKER_PARTITIONS", 32)?;
         if !(1..=1024).contains(&partitions) {
             return Err(ConfigError::invalid(
@@ -128,7 +129,7 @@ impl WorkerConfig {
         }
         Ok(Self {
             addr: env.addr_or("WORKER_ADDR", "0.0.0.0:8083")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis_url: common.redis_url,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             zendesk: ClientConfig::from_env(env)?,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use zengate_core::Secret;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 use crate::auth::ApproverTokens;
@@ -21,7 +22,7 @@ pub enum OnTimeout {
 #[derive(Debug, Clone)]
 pub struct ApprovalConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis_url: String,
     /// Used in `zengate.approval.requested.<account>.new` for visitor requests.
     pub account_id: u64,
@@ -47,7 +48,7 @@ pub struct ApprovalConfig {
 
 impl ApprovalConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let approvers = ApproverTokens::parse(&env.secret("APPROVER_TOKENS")?)
             .map_err(|reason| ConfigError::invalid("APPROVER_TOKENS", reason))?;
         let on_timeout = match env.string_or("APPROVAL_ON_TIMEOUT", "expire").as_str() {
@@ -90,7 +91,7 @@ impl ApprovalConfig {
         }
         Ok(Self {
             addr: env.addr_or("APPROVAL_ADDR", "0.0.0.0:8082")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis_url: common.redis_url,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             jwt_secret: env.secret("ZENDESK_JWT_SHARED_SECRET")?,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use zengate_core::Secret;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 use crate::keys::{KeySources, SecretSource};
@@ -30,7 +31,7 @@ pub enum LookupConfig {
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis_url: String,
     pub redis_timeout: Duration,
     pub keys: KeySources,
@@ -54,7 +55,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let token_ttl = env.duration_or("AUTH_TOKEN_TTL", Duration::from_secs(300))?;
         if token_ttl > MAX_TOKEN_TTL {
             return Err(ConfigError::invalid(
@@ -98,7 +99,7 @@ impl AuthConfig {
         };
         Ok(Self {
             addr: env.addr_or("AUTH_ADDR", "0.0.0.0:8081")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis_url: common.redis_url,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
             keys: key_sources(env)?,

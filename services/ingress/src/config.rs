@@ -7,12 +7,13 @@ use zengate_core::Secret;
 use zengate_core::signature::ZENDESK_TEST_SIGNING_SECRET;
 use zengate_runtime::bus::ZendeskStreamSettings;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct IngressConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis_url: String,
     /// Any one of these verifies a delivery (rotation).
     pub secrets: Vec<Secret>,
@@ -32,7 +33,7 @@ pub struct IngressConfig {
 
 impl IngressConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = Common::from_env(env);
+        let common = Common::from_env(env)?;
         let mut secrets = env.secret_list("ZENDESK_WEBHOOK_SIGNING_SECRET")?;
         if env.bool_or("ZENDESK_ACCEPT_TEST_SIGNATURES", false)? {
             secrets.push(Secret::new(ZENDESK_TEST_SIGNING_SECRET));
@@ -53,7 +54,7 @@ impl IngressConfig {
         }
         Ok(Self {
             addr: env.addr_or("INGRESS_ADDR", "0.0.0.0:8080")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis_url: common.redis_url,
             secrets,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,

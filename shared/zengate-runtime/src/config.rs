@@ -12,6 +12,8 @@ use std::time::Duration;
 use zengate_core::Secret;
 use zengate_core::ids::parse_canonical_id;
 
+use crate::nats::NatsConfig;
+
 /// A configuration problem, always naming the variable. Never includes a
 /// secret's value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -204,16 +206,16 @@ pub fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
 /// Connection settings every service shares.
 #[derive(Debug, Clone)]
 pub struct Common {
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis_url: String,
 }
 
 impl Common {
-    pub fn from_env(env: &Env) -> Self {
-        Self {
-            nats_url: env.string_or("NATS_URL", "nats://127.0.0.1:4222"),
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            nats: NatsConfig::from_env(env)?,
             redis_url: env.string_or("REDIS_URL", "redis://127.0.0.1:6379"),
-        }
+        })
     }
 }
 

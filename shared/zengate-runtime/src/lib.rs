@@ -5,10 +5,12 @@ pub mod bus;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod nats;
 pub mod openapi;
 pub mod redis_store;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{ConfigError, Env};
+pub use nats::NatsConfig;
 pub use shutdown::Shutdown;
