@@ -499,3 +499,20 @@ async fn seed_list_with_a_dead_first_url() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn unreadable_creds_file_is_reported_without_its_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = nkeys::KeyPair::new_user().seed().unwrap();
+    // A seed but no JWT: not a usable creds file.
+    let path = write(dir.path(), "broken.creds", &format!("{seed}\n"));
+    let config = env(&[
+        ("NATS_URL", "nats://127.0.0.1:1"),
+        ("NATS_CREDS_FILE", path.to_str().unwrap()),
+    ]);
+    let err = refused(&config, &[&seed]).await;
+    assert!(
+        matches!(&err, BusError::Credentials { path: p, .. } if p.ends_with("broken.creds")),
+        "{err}"
+    );
+}
