@@ -70,7 +70,7 @@ fn config(i: &Infra) -> WorkerConfig {
     zendesk.base_url_override = Some(i.sim.base_url());
     WorkerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: i.nats.url(),
+        nats: i.nats.url().into(),
         redis: i.redis.url().into(),
         account_id: ACCOUNT,
         zendesk,
@@ -183,7 +183,7 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
         .id;
     let ingress_config = ingress::IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: i.nats.url(),
+        nats: i.nats.url().into(),
         redis: i.redis.url().into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,

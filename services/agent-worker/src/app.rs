@@ -117,7 +117,7 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, WorkerError> {
         let client = ZendeskClient::new(config.zendesk.clone())?;
-        let nats = bus::connect(&config.nats_url, "zengate-agent-worker").await?;
+        let nats = bus::connect(&config.nats, "zengate-agent-worker").await?;
         let js = bus::jetstream(nats.clone(), config.nats_timeout);
         topology::ensure_base_streams(&js).await?;
         // One extra server-side delivery: a replica dying during the last

@@ -8,6 +8,7 @@ use std::time::Duration;
 use zendesk_client::ClientConfig;
 use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 /// The ticket subjects consumed unless `WORKER_FILTER_SUBJECTS` says otherwise.
@@ -53,7 +54,7 @@ impl std::str::FromStr for Role {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
     /// The only account whose events and approvals this worker acts on.
     pub account_id: u64,
@@ -145,7 +146,7 @@ impl WorkerConfig {
         };
         Ok(Self {
             addr: env.addr_or("WORKER_ADDR", "0.0.0.0:8083")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis: common.redis,
             account_id,
             zendesk: ClientConfig::from_env(env)?,

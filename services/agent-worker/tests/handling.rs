@@ -291,7 +291,7 @@ async fn webhook_to_proposal_to_reply_without_loops() {
     let h = Harness::start().await;
     let ingress_config = ingress::IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: h.nats.url(),
+        nats: h.nats.url().into(),
         redis: h.redis.url().into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,

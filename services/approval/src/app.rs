@@ -106,7 +106,7 @@ impl Application {
         config: ApprovalConfig,
         listener: TcpListener,
     ) -> Result<Self, ApprovalError> {
-        let client = bus::connect(&config.nats_url, "zengate-approval").await?;
+        let client = bus::connect(&config.nats, "zengate-approval").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
         let kv = bus::ensure_kv(&js, bucket_config()).await?;

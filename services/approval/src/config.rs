@@ -7,6 +7,7 @@ use zengate_core::Secret;
 use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 use crate::auth::ApproverTokens;
@@ -23,7 +24,7 @@ pub enum OnTimeout {
 #[derive(Debug, Clone)]
 pub struct ApprovalConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
     /// Used in `zengate.approval.requested.<account>.new` for visitor requests.
     pub account_id: u64,
@@ -102,7 +103,7 @@ impl ApprovalConfig {
         }
         Ok(Self {
             addr: env.addr_or("APPROVAL_ADDR", "0.0.0.0:8082")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis: common.redis,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             jwt_secret: env.secret("ZENDESK_JWT_SHARED_SECRET")?,

@@ -83,7 +83,7 @@ async fn main() {
     let redis = RedisServer::start().await;
     let config = AuthConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: nats.url(),
+        nats: nats.url().into(),
         redis: redis.url().into(),
         redis_timeout: Duration::from_secs(1),
         keys: KeySources {

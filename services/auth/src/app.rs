@@ -89,7 +89,7 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, AuthError> {
         let keys = Arc::new(KeyStore::new(config.keys.clone())?);
-        let client = bus::connect(&config.nats_url, "zengate-auth").await?;
+        let client = bus::connect(&config.nats, "zengate-auth").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use zengate_core::Secret;
 use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 use crate::keys::{KeySources, SecretSource};
@@ -31,7 +32,7 @@ pub enum LookupConfig {
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
     pub redis_timeout: Duration,
     pub keys: KeySources,
@@ -99,7 +100,7 @@ impl AuthConfig {
         };
         Ok(Self {
             addr: env.addr_or("AUTH_ADDR", "0.0.0.0:8081")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis: common.redis,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
             keys: key_sources(env)?,

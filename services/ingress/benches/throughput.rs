@@ -158,7 +158,7 @@ async fn main() {
     // 2. The ingress over HTTP.
     let config = IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: nats.url(),
+        nats: nats.url().into(),
         redis: redis.url().into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: 42,

@@ -66,7 +66,7 @@ impl Application {
         config: IngressConfig,
         listener: TcpListener,
     ) -> Result<Self, IngressError> {
-        let client = bus::connect(&config.nats_url, "zengate-ingress").await?;
+        let client = bus::connect(&config.nats, "zengate-ingress").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zendesk_stream_config(&config.stream)).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);

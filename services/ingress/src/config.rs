@@ -7,12 +7,13 @@ use zengate_core::Secret;
 use zengate_core::signature::ZENDESK_TEST_SIGNING_SECRET;
 use zengate_runtime::bus::ZendeskStreamSettings;
 use zengate_runtime::config::Common;
+use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct IngressConfig {
     pub addr: SocketAddr,
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
     /// Any one of these verifies a delivery (rotation).
     pub secrets: Vec<Secret>,
@@ -53,7 +54,7 @@ impl IngressConfig {
         }
         Ok(Self {
             addr: env.addr_or("INGRESS_ADDR", "0.0.0.0:8080")?,
-            nats_url: common.nats_url,
+            nats: common.nats,
             redis: common.redis,
             secrets,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,

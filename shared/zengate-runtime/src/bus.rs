@@ -7,14 +7,20 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 use zengate_core::events::{ZENDESK_STREAM, ZENGATE_STREAM};
 
+use crate::nats::{NatsAuth, NatsConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// `url` lists the seed URLs without user info; `source` comes from a
+    /// client that was never given a secret inside a URL.
     #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
         url: String,
         #[source]
         source: async_nats::ConnectError,
     },
+    #[error("cannot use NATS credentials file {path}: {message}")]
+    Credentials { path: String, message: String },
     #[error("cannot provision stream {name}: {message}")]
     Stream { name: String, message: String },
     #[error("cannot provision key-value bucket {name}: {message}")]
@@ -22,26 +28,93 @@ pub enum BusError {
 }
 
 /// Connects with a client name (visible in `nats server report connections`)
-/// and keeps reconnecting forever after the first success.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
-    async_nats::ConnectOptions::new()
+/// and keeps reconnecting forever, also before the first success: a service
+/// may start before NATS. Refused credentials are logged on every attempt.
+pub async fn connect(config: &NatsConfig, name: &str) -> Result<async_nats::Client, BusError> {
+    let options = options(config, name).await?.retry_on_initial_connect();
+    open(config, options).await
+}
+
+/// Like [`connect`], but the first attempt must succeed: tries each seed URL
+/// once and returns the error (refused credentials, TLS failure, nobody
+/// listening). For tools and tests, which should fail rather than wait.
+pub async fn connect_once(config: &NatsConfig, name: &str) -> Result<async_nats::Client, BusError> {
+    let options = options(config, name).await?;
+    open(config, options).await
+}
+
+async fn open(
+    config: &NatsConfig,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, BusError> {
+    let connect_err = |source| BusError::Connect {
+        url: config.display_servers(),
+        source,
+    };
+    let addrs = config
+        .servers
+        .iter()
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>().map_err(|e| {
+                connect_err(async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::ServerParse,
+                    e,
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    options.connect(addrs).await.map_err(connect_err)
+}
+
+/// Applies authentication, TLS and the reconnect behaviour shared by both
+/// entry points.
+async fn options(config: &NatsConfig, name: &str) -> Result<async_nats::ConnectOptions, BusError> {
+    let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect()
         .max_reconnects(None)
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
                 async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::ClientError(e) if is_refusal(&e.to_string()) => {
+                    tracing::error!(error = %e, "NATS refused the connection's credentials")
+                }
+                async_nats::Event::ServerError(e) if is_refusal(&e.to_string()) => {
+                    tracing::warn!(error = %e, "NATS reported a permission or authorization error")
+                }
                 other => tracing::debug!(event = %other, "NATS event"),
             }
-        })
-        .connect(url)
-        .await
-        .map_err(|source| BusError::Connect {
-            url: url.to_owned(),
-            source,
-        })
+        });
+    options = match &config.auth {
+        NatsAuth::None => options,
+        NatsAuth::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.expose().to_owned())
+        }
+        NatsAuth::Token(token) => options.token(token.expose().to_owned()),
+        NatsAuth::NkeySeed(seed) => options.nkey(seed.expose().to_owned()),
+        NatsAuth::CredsFile(path) => {
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|e| BusError::Credentials {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+        }
+    };
+    if let Some(ca) = &config.tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &config.tls.client_cert {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(options.require_tls(config.tls.required))
+}
+
+fn is_refusal(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("authorization") || m.contains("authentication") || m.contains("permission")
 }
 
 /// JetStream context whose requests (including publish acks) time out after

@@ -12,6 +12,7 @@ use std::time::Duration;
 use zengate_core::Secret;
 use zengate_core::ids::parse_canonical_id;
 
+use crate::nats::NatsConfig;
 use crate::redis_config::RedisConfig;
 
 /// A configuration problem, always naming the variable. Never includes a
@@ -226,14 +227,14 @@ pub fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
 /// Connection settings every service shares.
 #[derive(Debug, Clone)]
 pub struct Common {
-    pub nats_url: String,
+    pub nats: NatsConfig,
     pub redis: RedisConfig,
 }
 
 impl Common {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            nats_url: env.string_or("NATS_URL", "nats://127.0.0.1:4222"),
+            nats: NatsConfig::from_env(env)?,
             redis: RedisConfig::from_env(env)?,
         })
     }

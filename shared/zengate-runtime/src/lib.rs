@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod nats;
 pub mod openapi;
 pub mod redis_config;
 pub mod redis_store;
@@ -13,5 +14,6 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{ConfigError, Env};
+pub use nats::NatsConfig;
 pub use redis_config::RedisConfig;
 pub use shutdown::Shutdown;

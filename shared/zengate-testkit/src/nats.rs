@@ -1,4 +1,5 @@
-//! A private `nats-server -js` with file storage in a temporary directory.
+//! A private `nats-server -js` with file storage in a temporary directory,
+//! optionally with a configuration file (authorization, TLS, operator mode).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,6 +16,19 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Option<Child>,
+    /// Set by [`NatsServer::start_with_config`]: the config file, the
+    /// monitoring port used to see it ready, and the server's environment.
+    configured: Option<Configured>,
+}
+
+#[derive(Debug)]
+struct Configured {
+    file: PathBuf,
+    /// The file had its own `store_dir` (now pointing at the temp dir);
+    /// nats-server refuses `-sd` on top of one.
+    store_in_file: bool,
+    monitor_port: u16,
+    env: Vec<(String, String)>,
 }
 
 impl NatsServer {
@@ -28,9 +42,72 @@ impl NatsServer {
                 .expect("temp dir"),
             bin: crate::nats_server_binary(),
             child: None,
+            configured: None,
         };
         me.spawn().await;
         me
+    }
+
+    /// Starts a server from `conf` (nats-server config syntax, files named
+    /// by absolute path) written to `nats.conf` in its temp dir. The listen
+    /// address, client port and monitoring port are set on the command
+    /// line (which overrides the file), and the JetStream store dir is the
+    /// temp dir's (a `store_dir` line in `conf` is rewritten to it), so a
+    /// production config can be used as is. Waits for `/healthz` (JetStream
+    /// included), so it works whatever authentication `conf` requires.
+    pub async fn start_with_config(conf: &str) -> Self {
+        Self::start_with_config_env(conf, &[]).await
+    }
+
+    /// [`NatsServer::start_with_config`] with extra environment variables on
+    /// the server process (for `$VAR` references in `conf`).
+    pub async fn start_with_config_env(conf: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("zg-nats-")
+            .tempdir()
+            .expect("temp dir");
+        let file = dir.path().join("nats.conf");
+        let store = dir.path().join("js");
+        let mut store_in_file = false;
+        let conf: Vec<String> = conf
+            .lines()
+            .map(|line| {
+                if line.trim_start().starts_with("store_dir") {
+                    store_in_file = true;
+                    format!("store_dir: \"{}\"", store.display())
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&file, conf.join("\n")).expect("write nats.conf");
+        let mut me = Self {
+            port: free_port(),
+            dir,
+            bin: crate::nats_server_binary(),
+            child: None,
+            configured: Some(Configured {
+                file,
+                store_in_file,
+                monitor_port: free_port(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            }),
+        };
+        me.spawn().await;
+        me
+    }
+
+    /// The server's temporary directory (certificates, creds for tests).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// What a configured server logged so far (empty for [`NatsServer::start`]).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
@@ -42,6 +119,9 @@ impl NatsServer {
     }
 
     async fn spawn(&mut self) {
+        if self.configured.is_some() {
+            return self.spawn_configured().await;
+        }
         let store = self.dir.path().join("js");
         let child = Command::new(&self.bin)
             .args(["-a", "127.0.0.1", "-p"])
@@ -75,6 +155,42 @@ impl NatsServer {
         .await;
     }
 
+    async fn spawn_configured(&mut self) {
+        let Some(c) = &self.configured else { return };
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("-c")
+            .arg(&c.file)
+            .args(["-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-m")
+            .arg(c.monitor_port.to_string())
+            .arg("-js");
+        if !c.store_in_file {
+            command.arg("-sd").arg(self.dir.path().join("js"));
+        }
+        let child = command
+            .arg("-l")
+            .arg(self.dir.path().join("nats.log"))
+            .envs(c.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let monitor = format!("127.0.0.1:{}", c.monitor_port);
+        eventually(
+            "configured nats-server /healthz",
+            Duration::from_secs(20),
+            || {
+                let monitor = monitor.clone();
+                async move { healthz(&monitor).await.then_some(()) }
+            },
+        )
+        .await;
+    }
+
     /// Kills the server (like a crash). Data on disk is kept.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -87,4 +203,22 @@ impl NatsServer {
         self.stop().await;
         self.spawn().await;
     }
+}
+
+/// True when the monitoring endpoint answers `/healthz` with 200 (the
+/// server is listening and JetStream is ready).
+async fn healthz(addr: &str) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await;
+    matches!(read, Ok(Ok(_)))
+        && (response.starts_with(b"HTTP/1.1 200") || response.starts_with(b"HTTP/1.0 200"))
 }

@@ -36,7 +36,12 @@ const RELEASED_PREFIX: &str = "zengate.approval.released.";
 pub enum Dlq {
     /// Print dead letters: stream sequence, original subject, deliveries, reason.
     List {
-        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        #[arg(
+            long,
+            env = "NATS_URL",
+            hide_env_values = true,
+            default_value = "nats://127.0.0.1:4222"
+        )]
         nats_url: String,
         /// Only entries whose subject matches, e.g. `zengate.dlq.zendesk.42.ticket.5.>`.
         #[arg(long, default_value = "zengate.dlq.>")]
@@ -44,7 +49,12 @@ pub enum Dlq {
     },
     /// Republish dead letters to their original subject and delete them.
     Replay {
-        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        #[arg(
+            long,
+            env = "NATS_URL",
+            hide_env_values = true,
+            default_value = "nats://127.0.0.1:4222"
+        )]
         nats_url: String,
         /// Stream sequence of the dead letter (from `dlq list`).
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -106,10 +116,7 @@ impl Dlq {
 }
 
 async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {
-    let client = async_nats::connect(url)
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
-    Ok(jetstream::new(client))
+    Ok(jetstream::new(crate::nats::connect(url).await?))
 }
 
 fn check_filter(filter: &str) -> anyhow::Result<()> {

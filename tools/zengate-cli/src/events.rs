@@ -10,7 +10,12 @@ use zengate_core::headers as h;
 pub enum Events {
     /// Print the last N events: sequence, subject, Nats-Msg-Id.
     Last {
-        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        #[arg(
+            long,
+            env = "NATS_URL",
+            hide_env_values = true,
+            default_value = "nats://127.0.0.1:4222"
+        )]
         nats_url: String,
         #[arg(long, default_value_t = 10)]
         count: u64,
@@ -33,9 +38,7 @@ impl Events {
 }
 
 async fn last(url: &str, count: u64, with_body: bool) -> anyhow::Result<()> {
-    let client = async_nats::connect(url)
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+    let client = crate::nats::connect(url).await?;
     let js = jetstream::new(client);
     let mut stream = js
         .get_stream(ZENDESK_STREAM)

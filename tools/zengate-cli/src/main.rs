@@ -3,6 +3,7 @@
 mod dlq;
 mod events;
 mod healthcheck;
+mod nats;
 mod sign;
 mod users;
 

@@ -70,7 +70,7 @@ impl Harness {
     pub fn config(&self) -> WorkerConfig {
         WorkerConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
-            nats_url: self.nats.url(),
+            nats: self.nats.url().into(),
             redis: self.redis.url().into(),
             account_id: ACCOUNT,
             zendesk: client_config(&self.sim),

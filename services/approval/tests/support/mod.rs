@@ -34,7 +34,7 @@ pub const RELEASE_KEY: &str = "release-signing-key-for-tests-0123456789";
 pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
     ApprovalConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: nats_url.to_owned(),
+        nats: nats_url.into(),
         redis: redis_url.into(),
         account_id: ACCOUNT,
         jwt_secret: Secret::new(JWT_SECRET),

@@ -47,7 +47,7 @@ pub struct TestApp {
 pub fn config(nats_url: &str, redis_url: &str, secret_file: &str) -> AuthConfig {
     AuthConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: nats_url.to_owned(),
+        nats: nats_url.into(),
         redis: redis_url.into(),
         redis_timeout: Duration::from_millis(250),
         keys: KeySources {

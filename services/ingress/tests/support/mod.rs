@@ -16,7 +16,7 @@ pub const SECRET: &str = "c2lnbmluZy1zZWNyZXQtZm9yLXRlc3Rz";
 pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
     IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        nats_url: nats_url.to_owned(),
+        nats: nats_url.into(),
         redis: redis_url.into(),
         secrets: vec![Secret::new(SECRET)],
         account_id: 42,
