@@ -333,7 +333,7 @@ async fn wrong_passwords_are_refused() {
 }
 
 const SECRET: &str = "lp-signing-secret";
-const APPROVER: &str = "lp-approver-token";
+const APPROVER: &str = "lp-approver-token-0123456789abcdef0123";
 
 fn service_env(nats: &NatsServer, user: &str, redis: &RedisServer, sim_url: &str) -> Env {
     Env::from_pairs([
@@ -349,6 +349,10 @@ fn service_env(nats: &NatsServer, user: &str, redis: &RedisServer, sim_url: &str
         ("ZENDESK_API_BASE_URL", sim_url.into()),
         ("ZENDESK_JWT_SHARED_SECRET", "jwt-shared-secret".into()),
         ("APPROVER_TOKENS", format!("erin:{APPROVER}")),
+        (
+            "ZENGATE_RELEASE_SIGNING_SECRET",
+            "lp-release-signing-key-0123456789abcdef".into(),
+        ),
         (
             "APPROVAL_RESUME_SECRET",
             "lp-resume-secret-0123456789".into(),
