@@ -66,6 +66,7 @@ impl Application {
         config: IngressConfig,
         listener: TcpListener,
     ) -> Result<Self, IngressError> {
+        config.warn_on_weak_settings();
         let client = bus::connect(&config.nats, "zengate-ingress").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zendesk_stream_config(&config.stream)).await?;

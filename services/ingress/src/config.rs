@@ -10,6 +10,10 @@ use zengate_runtime::config::Common;
 use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
 
+/// The signature-age tolerance: refuse deliveries whose signature timestamp is
+/// further than this from now (a humantime duration such as `5m`).
+pub const SIGNATURE_MAX_AGE_VAR: &str = "ZENDESK_SIGNATURE_MAX_AGE";
+
 #[derive(Debug, Clone)]
 pub struct IngressConfig {
     pub addr: SocketAddr,
@@ -60,7 +64,7 @@ impl IngressConfig {
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             webhook_id: env.get("ZENDESK_WEBHOOK_ID"),
             body_limit,
-            signature_max_age: env.duration_opt("ZENDESK_SIGNATURE_MAX_AGE")?,
+            signature_max_age: env.duration_opt(SIGNATURE_MAX_AGE_VAR)?,
             dedup_horizon: env
                 .duration_or("INGRESS_DEDUP_HORIZON", Duration::from_secs(7 * 86400))?,
             publish_timeout,
@@ -73,6 +77,22 @@ impl IngressConfig {
                 replicas: env.parse_or("INGRESS_STREAM_REPLICAS", 1usize)?,
             },
         })
+    }
+
+    /// Logs, once per start, the settings that leave verification weaker than
+    /// an operator likely intends. Without a signature-age tolerance a
+    /// captured delivery verifies forever: only the dedup horizon stops a
+    /// replay, and only while its event id is remembered.
+    pub fn warn_on_weak_settings(&self) {
+        if self.signature_max_age.is_none() {
+            tracing::warn!(
+                variable = SIGNATURE_MAX_AGE_VAR,
+                dedup_horizon_secs = self.dedup_horizon.as_secs(),
+                "{SIGNATURE_MAX_AGE_VAR} is unset: deliveries are accepted whatever their \
+                 signature timestamp, so a captured delivery can be replayed once its event \
+                 id leaves the dedup horizon; set a tolerance such as 5m"
+            );
+        }
     }
 }
 
@@ -105,5 +125,26 @@ mod tests {
         assert_eq!(c.addr.port(), 8080);
         assert!(c.signature_max_age.is_none());
         assert!(!format!("{c:?}").contains("dGhpc19"));
+    }
+
+    #[test]
+    fn signature_max_age_parses_durations() {
+        let with = |v: &str| {
+            IngressConfig::from_env(&Env::from_pairs([
+                ("ZENDESK_WEBHOOK_SIGNING_SECRET", "a"),
+                ("ZENDESK_ACCOUNT_ID", "42"),
+                (SIGNATURE_MAX_AGE_VAR, v),
+            ]))
+        };
+        assert_eq!(
+            with("5m").unwrap().signature_max_age,
+            Some(Duration::from_secs(300))
+        );
+        let e = with("five minutes").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("ZENDESK_SIGNATURE_MAX_AGE is invalid"),
+            "{e}"
+        );
     }
 }
