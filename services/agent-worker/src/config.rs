@@ -162,7 +162,7 @@ impl WorkerConfig {
             role,
             skip_staff_comments: env.bool_or("WORKER_SKIP_STAFF_COMMENTS", true)?,
             comments_limit: env.parse_or("WORKER_COMMENTS_LIMIT", 10usize)?,
-            record_ttl: env.duration_or("WORKER_RECORD_TTL", Duration::from_secs(7 * 86400))?,
+            record_ttl: env.duration_or("WORKER_RECORD_TTL", Duration::from_secs(30 * 86400))?,
             executor_concurrency,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(500))?,
             nats_timeout: env.duration_or("WORKER_NATS_TIMEOUT", Duration::from_secs(5))?,

@@ -92,8 +92,10 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
         }
         // The gate comes first: nothing from an unverified release, not even
         // a failure outcome, may reach Zendesk or the approval item.
-        match verify::check(state, &subject, msg.headers.as_ref(), &released).await {
-            Ok(Permit::Execute) => {}
+        let permit = verify::check(state, &subject, msg.headers.as_ref(), &released).await;
+        let recheck = match permit {
+            Ok(Permit::Execute) => false,
+            Ok(Permit::Retry) => true,
             Ok(Permit::AlreadyApplied) => {
                 tracing::info!(
                     "the approval item records this write as applied; not writing again"
@@ -106,6 +108,18 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
                 refuse(state, &msg, &subject, delivered, e).await;
                 return;
             }
+        };
+        if released.account_id != state.config.account_id.to_string() {
+            // Another account's release on the shared executor consumer: left
+            // for that account's workers, never recorded or answered here.
+            let reason = format!(
+                "release for account {}, this worker serves {}",
+                released.account_id, state.config.account_id
+            );
+            state.metrics.execution("foreign_account");
+            let verdict = Verdict::Retry(reason, None);
+            delivery::settle(state, &msg, &subject, delivered, verdict).await;
+            return;
         }
         if delivered > max {
             give_up(
@@ -119,7 +133,7 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
             .await;
             return;
         }
-        let work = execute(state, &released);
+        let work = execute(state, &released, recheck);
         let result = delivery::with_progress(&msg, state.config.ack_wait / 3, work).await;
         match result {
             Ok(label) => {
@@ -210,25 +224,16 @@ fn retryable(what: &str, e: &ClientError) -> Failure {
     Failure::client(what, e)
 }
 
-/// Performs (or recognises as performed) one release; returns the metrics label.
+/// Performs (or recognises as performed) one release; returns the metrics
+/// label. `recheck`: the item says an earlier attempt failed, so the write
+/// may have landed anyway; look for it before writing, whatever the
+/// executor's own records say (they may have expired).
 async fn execute(
     state: &WorkerState,
     released: &ApprovalReleased,
+    recheck: bool,
 ) -> Result<&'static str, Failure> {
     let store = |e: zengate_runtime::redis_store::StoreError| Failure::Retryable(e.to_string());
-    if released.account_id != state.config.account_id.to_string() {
-        let reason = format!(
-            "release for account {} but this worker serves {}",
-            released.account_id, state.config.account_id
-        );
-        state
-            .records
-            .mark_failed(&released.approval_id, &reason)
-            .await
-            .map_err(store)?;
-        publish_outcome(state, released, false, None, Some(reason)).await?;
-        return Ok("failed");
-    }
     let claim = state
         .records
         .begin_execution(&released.approval_id, state.config.ack_wait)
@@ -250,7 +255,7 @@ async fn execute(
             ));
         }
         ExecState::Resume => true,
-        ExecState::Fresh => false,
+        ExecState::Fresh => recheck,
     };
     // This attempt holds the claim now.
     let result = claimed(state, released, resume).await;

@@ -253,3 +253,71 @@ async fn an_item_recorded_as_applied_is_never_written_again() {
     assert_eq!(h.count(ZENGATE_STREAM, "zengate.dlq.>").await, 0);
     w.stop().await;
 }
+
+/// An item the approval service marked `failed` may have had its write land
+/// anyway (a timeout after Zendesk accepted it). Replayed after the
+/// executor's own records are gone, the release looks on the ticket first
+/// and does not post the reply twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_item_is_checked_on_the_ticket_before_writing_again() {
+    let h = Harness::start().await;
+    let ticket = h.ticket("Did it land?");
+    let retry = release_of(&"8".repeat(32), reply(ticket, "landed after all"));
+    h.record_approval(&retry, "failed").await;
+    h.zendesk
+        .update_ticket(
+            ticket,
+            &zendesk_client::TicketUpdate {
+                comment: Some(zendesk_client::CommentInput {
+                    body: "landed after all".to_owned(),
+                    public: true,
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let w = executor(&h).await;
+    h.publish_release_as(&subject_of(&retry), &retry, "replay", Some(&sign(&retry)))
+        .await;
+    h.wait_for("zengate.action.applied.>", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(written(&h, ticket), 1, "the reply is not posted twice");
+    assert_eq!(
+        w.metric("zengate_worker_executions_total{outcome=\"recovered\"}")
+            .await,
+        1.0
+    );
+    w.stop().await;
+}
+
+/// A verified release for another account, met on the shared executor
+/// consumer, is left alone: no record, no outcome, no write; after the last
+/// delivery it is dead-lettered for an operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_accounts_release_is_left_alone() {
+    let h = Harness::start().await;
+    let ticket = h.ticket("Not ours");
+    let mut foreign = release_of(&"6".repeat(32), reply(ticket, "for account 43"));
+    foreign.account_id = "43".to_owned();
+    h.record_approval(&foreign, "released").await;
+    let w = executor(&h).await;
+    h.publish_release_as(
+        &subject_of(&foreign),
+        &foreign,
+        "released",
+        Some(&sign(&foreign)),
+    )
+    .await;
+    h.wait_for("zengate.dlq.>", 1, Duration::from_secs(30))
+        .await;
+    let letter = dead_letters(&h).await.remove(0);
+    assert!(
+        letter.reason.contains("this worker serves 42"),
+        "{}",
+        letter.reason
+    );
+    assert_eq!(written(&h, ticket), 0);
+    assert_eq!(h.count(ZENGATE_STREAM, "zengate.action.>").await, 0);
+    w.stop().await;
+}

@@ -302,10 +302,9 @@ pub async fn events(
     let Query(q) = Query::<EventsQuery>::try_from_uri(&parts.uri)
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limiter = FailureLimit::new(&app, client_of(&app, &parts));
-    limiter.check().await?;
     if q.token.is_some() {
         return Err(limiter
-            .failed(ApiError::unauthorized(
+            .reject(ApiError::unauthorized(
                 "token_in_url",
                 "approver tokens are not accepted in a URL; POST /v1/events/ticket (bearer) for a stream ticket",
             ))
@@ -324,7 +323,7 @@ pub async fn events(
         })?;
     if who.is_none() {
         return Err(limiter
-            .failed(ApiError::unauthorized(
+            .reject(ApiError::unauthorized(
                 "invalid_ticket",
                 "a valid stream ticket is required (POST /v1/events/ticket); each works once, for 30 s",
             ))

@@ -178,13 +178,13 @@ impl FromRequestParts<Arc<AppState>> for Approver {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let client = client_of(state, parts);
-        let limiter = FailureLimit::new(state, client);
-        limiter.check().await?;
-        match bearer(parts).and_then(|t| state.approvers.verify(t)) {
-            Some(name) => Ok(Approver(name.to_owned())),
-            None => Err(limiter.failed(unauthorized()).await),
+        // A valid token always passes: the limit counts and stops failures,
+        // so nobody can lock approvers out by failing from a shared address.
+        if let Some(name) = bearer(parts).and_then(|t| state.approvers.verify(t)) {
+            return Ok(Approver(name.to_owned()));
         }
+        let limiter = FailureLimit::new(state, client_of(state, parts));
+        Err(limiter.reject(unauthorized()).await)
     }
 }
 
@@ -241,6 +241,15 @@ impl<'a> FailureLimit<'a> {
                 tracing::warn!(error = %e, "auth failure limit skipped: redis unavailable");
                 Ok(())
             }
+        }
+    }
+
+    /// A failed authentication: `429` while the window is full, otherwise
+    /// counted and answered with `err` (or `429` if this one went over).
+    pub async fn reject(&self, err: ApiError) -> ApiError {
+        match self.check().await {
+            Err(limited) => limited,
+            Ok(()) => self.failed(err).await,
         }
     }
 

@@ -113,6 +113,9 @@ pub async fn decide(app: &AppState, id: &str, d: HumanDecision) -> Result<Item, 
             edits,
         });
         next.decision = Some(record);
+        // Sealed inside the same compare-and-set as the decision itself.
+        next.release_seal =
+            release_event(&next).map(|event| release::sign(app.release_keys.signer(), &event));
         if app.store.cas(rev, &next).await?.is_err() {
             app.metrics.conflicts.inc();
             return Err(DecideError::Conflict("decided"));
@@ -166,10 +169,37 @@ pub async fn time_out(app: &AppState, id: &str, escalate: bool) -> Result<bool, 
     Ok(true)
 }
 
+/// The release an approved item stands for (`None` unless approved).
+fn release_event(item: &Item) -> Option<ApprovalReleased> {
+    let decision = item.decision.as_ref()?;
+    if decision.decision != Decision::Approved {
+        return None;
+    }
+    Some(ApprovalReleased {
+        v: V1,
+        approval_id: item.id.clone(),
+        account_id: item.request.account_id.clone(),
+        action: item.final_action.clone()?,
+        approved_by: decision.by.clone(),
+        approved_at: decision.at,
+    })
+}
+
 /// Publishes the events of a decided item and records that they are on the
 /// bus. Safe to call repeatedly (reconciler).
 pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
     let decision = item.decision.as_ref()?;
+    // An approval is published only with the seal made when a human approved
+    // it: an item that reached the bucket any other way has none that
+    // verifies, and nothing about it goes on the bus.
+    if let Some(event) = release_event(item) {
+        let seal = item.release_seal.as_deref();
+        if let Err(e) = release::verify_signature(&app.release_keys, &event, seal) {
+            app.metrics.unsealed.inc();
+            tracing::error!(approval_id = %item.id, error = %e, "approved item without a valid seal; not publishing it");
+            return None;
+        }
+    }
     let account = item.request.account_id.as_str();
     let ticket = item.ticket_id();
     let decided_ok = if decision.published {
@@ -200,16 +230,8 @@ pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
         }
     };
     let released_ok = if item.state == State::Approved {
-        let action = item.final_action.clone()?;
-        let event = ApprovalReleased {
-            v: V1,
-            approval_id: item.id.clone(),
-            account_id: account.to_owned(),
-            action,
-            approved_by: decision.by.clone(),
-            approved_at: decision.at,
-        };
-        let signature = release::sign(app.release_keys.signer(), &event);
+        let event = release_event(item)?;
+        let signature = item.release_seal.clone().unwrap_or_default();
         match app
             .publisher
             .json_with_headers(
@@ -282,8 +304,11 @@ pub async fn record_outcome(
     let updated = app
         .store
         .modify(&outcome.approval_id, |cur| {
-            let allowed = matches!(cur.state, State::Approved | State::Released)
-                || (matches!(cur.state, State::Failed) && outcome.applied);
+            // An outcome speaks only for an item of its own account that was
+            // released (or a failed one that a retry then applied).
+            let allowed = cur.request.account_id == outcome.account_id
+                && (matches!(cur.state, State::Approved | State::Released)
+                    || (matches!(cur.state, State::Failed) && outcome.applied));
             if !allowed {
                 return None;
             }

@@ -129,6 +129,11 @@ pub struct Item {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub final_action: Option<Action>,
+    /// The release signature, made when the approval was recorded. Only
+    /// this service can make one, so an item written into the bucket by
+    /// anyone else is never released, even by the reconciler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_seal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The `zengate.action.applied|failed` event, once the write ran.
     #[schema(value_type = Option<Object>)]
@@ -159,6 +164,7 @@ impl Item {
             history,
             decision: None,
             final_action: None,
+            release_seal: None,
             outcome: None,
         }
     }

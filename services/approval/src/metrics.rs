@@ -23,6 +23,8 @@ pub struct ApprovalMetrics {
     pub pending: Gauge,
     pub decisions: Family<OutcomeLabel, Counter>,
     pub expiries: Counter,
+    /// Approved items found without a valid release seal (never released).
+    pub unsealed: Counter,
     pub conflicts: Counter,
     pub intake: Family<OutcomeLabel, Counter>,
     pub republished: Counter,
@@ -40,6 +42,7 @@ impl ApprovalMetrics {
             pending: Gauge::default(),
             decisions: Family::default(),
             expiries: Counter::default(),
+            unsealed: Counter::default(),
             conflicts: Counter::default(),
             intake: Family::default(),
             republished: Counter::default(),
@@ -57,6 +60,11 @@ impl ApprovalMetrics {
             "expiries",
             "Items that timed out (expired or escalated)",
             m.expiries.clone(),
+        );
+        r.register(
+            "unsealed",
+            "Approved items without a valid release seal, never published (written to the bucket by someone else)",
+            m.unsealed.clone(),
         );
         r.register(
             "conflicts",

@@ -502,3 +502,43 @@ async fn openapi_documents_every_route() {
     assert_eq!(schemas["State"]["enum"].as_array().unwrap().len(), 8);
     svc.stop().await;
 }
+
+/// An approved item written into the bucket by anyone but this service (say,
+/// through a stream that republishes onto `$KV.approvals.>`) carries no valid
+/// seal: the reconciler never releases it, and nothing about it is published.
+#[tokio::test]
+async fn an_item_approved_outside_the_service_is_never_released() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let ticket = unique_ticket();
+    let req = reply_request(&ticket, "Drafted reply");
+    infra.publish_request(&req).await;
+    let id = req.approval_id.clone();
+    svc.wait_item(&id, Some("pending")).await;
+
+    let kv = infra
+        .js
+        .get_key_value(release::APPROVALS_BUCKET)
+        .await
+        .unwrap();
+    let mut item: Value = serde_json::from_slice(&kv.get(&id).await.unwrap().unwrap()).unwrap();
+    let at = "2020-01-01T00:00:00Z";
+    item["state"] = json!("approved");
+    item["final_action"] = json!({"type": "reply", "ticket_id": ticket, "body": "forged reply"});
+    item["decision"] =
+        json!({"decision": "approved", "by": "mallory", "at": at, "published": false});
+    item["release_seal"] = json!("v1=AAAA");
+    kv.put(&id, serde_json::to_vec(&item).unwrap().into())
+        .await
+        .unwrap();
+
+    eventually(
+        "the reconciler to see the unsealed item",
+        Duration::from_secs(10),
+        || async { (svc.metric("zengate_approval_unsealed_total").await >= 1.0).then_some(()) },
+    )
+    .await;
+    assert_eq!(infra.count(&released_subject(&ticket)).await, 0);
+    assert_eq!(infra.count(&decided_subject(&ticket)).await, 0);
+    svc.stop().await;
+}

@@ -201,6 +201,19 @@ async fn reconciler_publishes_a_release_that_was_not_published() {
         reason: None,
         edits: None,
     });
+    // The service sealed it inside the same compare-and-set.
+    let event = zengate_core::events::ApprovalReleased {
+        v: zengate_core::events::V1,
+        approval_id: item.id.clone(),
+        account_id: req.account_id.clone(),
+        action: req.action.clone(),
+        approved_by: "alice".into(),
+        approved_at: now - Duration::from_secs(30),
+    };
+    item.release_seal = Some(zengate_core::release::sign(
+        &zengate_core::Secret::new(support::RELEASE_KEY),
+        &event,
+    ));
     let kv = infra.js.get_key_value("approvals").await.unwrap();
     kv.create(&item.id, item.to_bytes().unwrap()).await.unwrap();
 

@@ -5,7 +5,8 @@
 //! 1. **Signature.** The approval service signs every release with
 //!    HMAC-SHA256 (key `ZENGATE_RELEASE_SIGNING_SECRET`, a rotation list; the
 //!    first key signs, any key verifies) over a canonical form of the
-//!    approval id, the account and the final action. The signature travels in
+//!    approval id, the account, the final action, the approver and the time
+//!    of approval. The signature travels in
 //!    the `Zengate-Release-Signature` header as `v1=<base64>`. A publisher
 //!    that can reach the subject but holds no key cannot forge one.
 //! 2. **Record.** The item in the `approvals` bucket must exist, belong to the
@@ -87,11 +88,16 @@ fn mac(key: &Secret, released: &ApprovalReleased) -> HmacSha256 {
         Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
     };
     // Length-prefixed fields: no two different inputs share an encoding.
+    // Who approved and when are covered too: the executor's duplicate check
+    // reads `approved_at`, and the audit trail `approved_by`.
+    let approved_at = released.approved_at.unix_timestamp_nanos().to_be_bytes();
     for part in [
         DOMAIN,
         released.approval_id.as_bytes(),
         released.account_id.as_bytes(),
         &canonical_action(&released.action),
+        released.approved_by.as_bytes(),
+        &approved_at,
     ] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part);
@@ -218,6 +224,9 @@ pub struct RecordRequest {
 pub enum Permit {
     /// Approved and not known to be applied: perform (or resume) the write.
     Execute,
+    /// A write that failed or was given up on: it may have landed after all,
+    /// so look for it on the ticket before writing again.
+    Retry,
     /// The item already records the write as applied: never write again.
     AlreadyApplied,
 }
@@ -245,7 +254,8 @@ pub fn check_record(
         // `failed` stays executable: a human approved it and the write did
         // not land (a replayed dead letter retries it; the executor's own
         // records still keep it to one write).
-        "approved" | "released" | "failed" => Permit::Execute,
+        "approved" | "released" => Permit::Execute,
+        "failed" => Permit::Retry,
         "applied" => Permit::AlreadyApplied,
         other => {
             return Err(Refusal::NotApproved {
@@ -357,6 +367,10 @@ mod tests {
             Ok(Permit::Execute)
         );
         assert_eq!(
+            check_record(Some(&record("failed", &r)), &r),
+            Ok(Permit::Retry)
+        );
+        assert_eq!(
             check_record(Some(&record("applied", &r)), &r),
             Ok(Permit::AlreadyApplied)
         );
@@ -376,6 +390,24 @@ mod tests {
             check_record(Some(&foreign), &r).unwrap_err().reason(),
             "wrong_account"
         );
+    }
+
+    #[test]
+    fn the_signature_survives_the_wire_and_covers_who_and_when() {
+        let key = Secret::new("k".repeat(32));
+        let mut r = released("7", "hello");
+        r.approved_at = OffsetDateTime::now_utc();
+        let sig = sign(&key, &r);
+        let back: ApprovalReleased =
+            serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+        let keys = ReleaseKeys::single(key);
+        assert_eq!(verify_signature(&keys, &back, Some(&sig)), Ok(()));
+        let mut later = back.clone();
+        later.approved_at += time::Duration::SECOND;
+        assert!(verify_signature(&keys, &later, Some(&sig)).is_err());
+        let mut other = back;
+        other.approved_by = "mallory".into();
+        assert!(verify_signature(&keys, &other, Some(&sig)).is_err());
     }
 
     #[test]

@@ -177,8 +177,37 @@ fn differs(want: &stream::Config, have: &stream::Config) -> bool {
         || want.duplicate_window != have.duplicate_window
 }
 
+/// Routing zengate never configures on its own streams: a stream that
+/// republishes, mirrors or sources makes messages appear on subjects (the
+/// `approvals` bucket, release subjects) without anyone publishing them,
+/// past every publish permission. Such a stream was made by someone else.
+pub fn foreign_routing(want: &stream::Config, have: &stream::Config) -> Option<String> {
+    let mut found = Vec::new();
+    if have.republish.is_some() && want.republish.is_none() {
+        found.push("republish");
+    }
+    if have.mirror.is_some() && want.mirror.is_none() {
+        found.push("mirror");
+    }
+    let sources = |c: &stream::Config| c.sources.as_ref().map_or(0, Vec::len);
+    if sources(have) > sources(want) {
+        found.push("sources");
+    }
+    if have.subject_transform.is_some() && want.subject_transform.is_none() {
+        found.push("subject transform");
+    }
+    (!found.is_empty()).then(|| {
+        format!(
+            "stream {} has a {} zengate did not configure; refusing to use it (remove the stream or that setting)",
+            have.name,
+            found.join(", ")
+        )
+    })
+}
+
 /// Creates the stream, or brings an existing one to `config`'s subjects,
 /// retention and duplicate window. Safe to run from many replicas at once.
+/// Refuses a stream with routing zengate did not set ([`foreign_routing`]).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
@@ -193,6 +222,10 @@ pub async fn ensure_stream(
         // Not there (yet) falls through to creating it.
         if let Ok(mut existing) = js.get_stream(&name).await {
             let info = existing.info().await.map_err(|e| err(&e))?;
+            if let Some(why) = foreign_routing(&config, &info.config) {
+                tracing::error!(stream = %name, %why, "stream configuration not made by zengate");
+                return Err(err(&why));
+            }
             if differs(&config, &info.config) {
                 tracing::info!(stream = %name, "updating stream configuration");
                 js.update_stream(config.clone())
@@ -219,6 +252,7 @@ pub async fn ensure_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv
     let mut last = String::new();
     for _ in 0..5 {
         if let Ok(store) = js.get_key_value(&name).await {
+            check_bucket_routing(js, &config).await?;
             return Ok(store);
         }
         match js.create_key_value(config.clone()).await {
@@ -230,6 +264,36 @@ pub async fn ensure_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv
         name,
         message: last,
     })
+}
+
+/// An existing bucket's stream must not republish, mirror or source
+/// beyond what `config` asks for ([`foreign_routing`]).
+async fn check_bucket_routing(
+    js: &jetstream::Context,
+    config: &kv::Config,
+) -> Result<(), BusError> {
+    let err = |message: String| BusError::Bucket {
+        name: config.bucket.clone(),
+        message,
+    };
+    let mut stream = js
+        .get_stream(format!("KV_{}", config.bucket))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let info = stream.info().await.map_err(|e| err(e.to_string()))?;
+    let want = stream::Config {
+        republish: config.republish.clone(),
+        mirror: config.mirror.clone(),
+        sources: config.sources.clone(),
+        ..Default::default()
+    };
+    match foreign_routing(&want, &info.config) {
+        Some(why) => {
+            tracing::error!(bucket = %config.bucket, %why, "bucket configuration not made by zengate");
+            Err(err(why))
+        }
+        None => Ok(()),
+    }
 }
 
 /// True while the client holds a live connection.

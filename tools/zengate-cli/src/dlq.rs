@@ -214,7 +214,7 @@ async fn reverify_release(
         .transpose()
         .context("unreadable approval item")?;
     match release::check_record(record.as_ref(), &released)? {
-        Permit::Execute => Ok(()),
+        Permit::Execute | Permit::Retry => Ok(()),
         Permit::AlreadyApplied => bail!(
             "approval {} is already applied; replaying it would write twice",
             released.approval_id
