@@ -9,7 +9,9 @@
 //! the worker uses so the replay maps to the same approval as the original.
 //!
 //! A replay is refused when the letter's `original_subject` is not the
-//! subject its own DLQ subject encodes, and a release
+//! subject its own DLQ subject encodes, or when its body and message id do
+//! not match a message its stream really holds (what is republished is that
+//! message, with its own headers); a release
 //! (`zengate.approval.released.>`) is replayed only while it still matches
 //! an approved item.
 
@@ -21,7 +23,7 @@ use async_nats::jetstream::{self, consumer};
 use base64::Engine as _;
 use clap::Subcommand;
 use futures::StreamExt;
-use zengate_core::events::{ApprovalReleased, DeadLetter, ZENGATE_STREAM};
+use zengate_core::events::{ApprovalReleased, DeadLetter, ZENDESK_STREAM, ZENGATE_STREAM};
 use zengate_core::headers as h;
 use zengate_core::release::{self, ApprovalRecord, Permit};
 
@@ -222,6 +224,49 @@ async fn reverify_release(
     }
 }
 
+/// Most messages one subject is searched through for a letter's original.
+const ORIGINAL_SEARCH_LIMIT: usize = 10_000;
+
+/// The stream message a dead letter was made from: on its original subject,
+/// with its `Nats-Msg-Id`, byte for byte the letter's body. Provider events
+/// live in `ZENDESK_EVENTS`, zengate's own in `ZENGATE`.
+async fn find_original(
+    js: &jetstream::Context,
+    subject: &str,
+    msg_id: &str,
+    body: &[u8],
+) -> anyhow::Result<jetstream::message::StreamMessage> {
+    let name = if subject.starts_with("zendesk.") {
+        ZENDESK_STREAM
+    } else {
+        ZENGATE_STREAM
+    };
+    let stream = js
+        .get_stream(name)
+        .await
+        .with_context(|| format!("stream {name} not found"))?;
+    let mut next = 1;
+    for _ in 0..ORIGINAL_SEARCH_LIMIT {
+        let Ok(msg) = stream
+            .raw_message_builder()
+            .sequence(next)
+            .next_by_subject(subject.to_owned())
+            .send()
+            .await
+        else {
+            break;
+        };
+        let id = msg.headers.get(h::NATS_MSG_ID).map(|v| v.as_str());
+        if id == Some(msg_id) && msg.payload.as_ref() == body {
+            return Ok(msg);
+        }
+        next = msg.sequence + 1;
+    }
+    bail!(
+        "no message {msg_id} with this body on {subject} in {name}: the letter does not match anything zengate received (or it has aged out)"
+    )
+}
+
 /// Republishes dead letter `seq` and deletes it; returns the target subject.
 pub async fn replay(js: &jetstream::Context, seq: u64) -> anyhow::Result<String> {
     let stream = js
@@ -241,32 +286,46 @@ pub async fn replay(js: &jetstream::Context, seq: u64) -> anyhow::Result<String>
     let body = base64::engine::general_purpose::STANDARD
         .decode(&letter.body_base64)
         .context("dead letter body is not base64")?;
+    let original_id = letter
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(h::NATS_MSG_ID))
+        .map(|(_, v)| v.clone())
+        .with_context(|| {
+            format!("dead letter {seq} names no Nats-Msg-Id; its original cannot be found")
+        })?;
+    // What goes back on the bus is the original as its stream holds it, not
+    // what the letter claims: a letter published by hand replays nothing.
+    let original = find_original(js, &letter.original_subject, &original_id, &body)
+        .await
+        .with_context(|| format!("dead letter {seq} not replayed"))?;
     if letter.original_subject.starts_with(RELEASED_PREFIX) {
         reverify_release(js, &letter.original_subject, &body)
             .await
             .with_context(|| format!("dead letter {seq} not replayed"))?;
     }
     let mut headers = HeaderMap::new();
-    let mut original_id = None;
-    for (name, value) in &letter.headers {
-        if name.eq_ignore_ascii_case(h::NATS_MSG_ID) {
-            original_id = Some(value.clone());
-        } else if !name.eq_ignore_ascii_case(REPLAY_OF) {
+    for (name, values) in original.headers.iter() {
+        let name = name.to_string();
+        if name.eq_ignore_ascii_case(h::NATS_MSG_ID) || name.eq_ignore_ascii_case(REPLAY_OF) {
+            continue;
+        }
+        for value in values {
             headers.append(name.as_str(), value.as_str());
         }
     }
-    let replay_of = letter
+    let replay_of = original
         .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(REPLAY_OF))
-        .map(|(_, v)| v.clone())
-        .or(original_id.clone());
-    if let Some(orig) = &replay_of {
-        headers.insert(REPLAY_OF, orig.as_str());
-    }
-    let base = original_id.unwrap_or_else(|| format!("dlq:{}", letter.stream_sequence));
-    headers.insert(h::NATS_MSG_ID, format!("{base}:replay:{seq}").as_str());
-    js.publish_with_headers(letter.original_subject.clone(), headers, body.into())
+        .get(REPLAY_OF)
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_else(|| original_id.clone());
+    headers.insert(REPLAY_OF, replay_of.as_str());
+    headers.insert(
+        h::NATS_MSG_ID,
+        format!("{original_id}:replay:{seq}").as_str(),
+    );
+    let body = original.payload;
+    js.publish_with_headers(letter.original_subject.clone(), headers, body)
         .await
         .context("cannot publish the replay")?
         .await

@@ -23,7 +23,31 @@ async fn setup(nats: &NatsServer) -> jetstream::Context {
     bus::ensure_stream(&js, bus::zengate_stream_config())
         .await
         .unwrap();
+    bus::ensure_stream(&js, bus::zendesk_stream_config(&Default::default()))
+        .await
+        .unwrap();
     js
+}
+
+/// Publishes `body` on `subject` with message id `id` (and extra headers),
+/// as the message a dead letter was later made from.
+async fn original(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    for (k, v) in extra {
+        headers.insert(*k, *v);
+    }
+    js.publish_with_headers(subject.to_owned(), headers, body.to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 }
 
 fn released(ticket: &str) -> ApprovalReleased {
@@ -47,6 +71,7 @@ async fn dead_letter(
     js: &jetstream::Context,
     dlq_subject_of: &str,
     original: &str,
+    headers: &[(&str, &str)],
     body: &[u8],
 ) -> u64 {
     let letter = DeadLetter {
@@ -56,7 +81,10 @@ async fn dead_letter(
         stream_sequence: 1,
         deliveries: 5,
         reason: "gave up".into(),
-        headers: vec![("Nats-Msg-Id".into(), "orig-1".into())],
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         body_base64: base64::engine::general_purpose::STANDARD.encode(body),
         failed_at: OffsetDateTime::now_utc(),
     };
@@ -104,6 +132,7 @@ async fn replay_refuses_a_letter_aimed_at_another_subject() {
         &js,
         "zendesk.42.ticket.7.created",
         "zengate.approval.released.42.7",
+        &[("Nats-Msg-Id", "orig-1")],
         &body,
     )
     .await;
@@ -121,9 +150,10 @@ async fn a_release_is_replayed_only_while_its_item_is_approved() {
     let r = released("7");
     let body = serde_json::to_vec(&r).unwrap();
     let subject = "zengate.approval.released.42.7";
+    original(&js, subject, "orig-1", &[], &body).await;
 
     // No item at all: refused.
-    let seq = dead_letter(&js, subject, subject, &body).await;
+    let seq = dead_letter(&js, subject, subject, &[("Nats-Msg-Id", "orig-1")], &body).await;
     let out = zengate(&nats, &["dlq", "replay", &seq.to_string()]);
     assert!(!out.status.success());
     assert!(
@@ -154,7 +184,7 @@ async fn a_release_is_replayed_only_while_its_item_is_approved() {
         .unwrap();
     let out = zengate(&nats, &["dlq", "replay", &seq.to_string()]);
     assert!(!out.status.success());
-    assert_eq!(count(&js, subject).await, 0);
+    assert_eq!(count(&js, subject).await, 1, "only the original");
 
     // Failed (the write did not land) and still the approved action: replayed.
     kv.put(&r.approval_id, item("failed").into()).await.unwrap();
@@ -164,5 +194,84 @@ async fn a_release_is_replayed_only_while_its_item_is_approved() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(count(&js, subject).await, 1);
+    assert_eq!(count(&js, subject).await, 2, "the original and its replay");
+}
+
+#[tokio::test]
+async fn only_what_was_really_received_is_replayed() {
+    let nats = NatsServer::start().await;
+    let js = setup(&nats).await;
+    let subject = "zendesk.42.ticket.7.comment_added";
+    let genuine = br#"{"id":"evt-1","type":"zen:event-type:ticket.comment_added"}"#;
+    original(
+        &js,
+        subject,
+        "42:evt-1",
+        &[("Zendesk-Webhook-Signature", "sig-of-evt-1")],
+        genuine,
+    )
+    .await;
+
+    // A letter planted by hand with a body zengate never received.
+    let forged =
+        br#"{"id":"evt-1","type":"zen:event-type:ticket.comment_added","detail":"forged"}"#;
+    let seq = dead_letter(
+        &js,
+        subject,
+        subject,
+        &[("Nats-Msg-Id", "42:evt-1")],
+        forged,
+    )
+    .await;
+    let out = zengate(&nats, &["dlq", "replay", &seq.to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match anything zengate received"),
+        "{err}"
+    );
+    assert_eq!(count_in(&js, "ZENDESK_EVENTS", subject).await, 1);
+
+    // The genuine letter is replayed as the stream holds it: its own headers,
+    // `Zengate-Replay-Of` naming the original whatever the letter says.
+    let planted = [
+        ("Nats-Msg-Id", "42:evt-1"),
+        ("Zengate-Replay-Of", "42:someone-elses-event"),
+        ("Zendesk-Webhook-Signature", "planted"),
+    ];
+    let seq = dead_letter(&js, subject, subject, &planted, genuine).await;
+    let out = zengate(&nats, &["dlq", "replay", &seq.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stream = js.get_stream("ZENDESK_EVENTS").await.unwrap();
+    let replayed = stream
+        .get_last_raw_message_by_subject(subject)
+        .await
+        .unwrap();
+    assert_eq!(replayed.payload.as_ref(), genuine);
+    let header = |name: &str| replayed.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(header("Zengate-Replay-Of").as_deref(), Some("42:evt-1"));
+    assert_eq!(
+        header("Zendesk-Webhook-Signature").as_deref(),
+        Some("sig-of-evt-1")
+    );
+    assert!(
+        header("Nats-Msg-Id")
+            .unwrap()
+            .starts_with("42:evt-1:replay:")
+    );
+}
+
+/// Messages on subjects matching `filter` in `stream`.
+async fn count_in(js: &jetstream::Context, stream: &str, filter: &str) -> usize {
+    let stream = js.get_stream(stream).await.unwrap();
+    let mut subjects = stream.info_with_subjects(filter).await.unwrap();
+    let mut n = 0;
+    while let Some((_, c)) = subjects.try_next().await.unwrap() {
+        n += c;
+    }
+    n
 }
