@@ -275,6 +275,7 @@ fn approval_request(
             ticket_subject: ctx.ticket.subject.clone(),
             requester: ctx.requester_name.clone(),
             last_comment: (!last.is_empty()).then(|| truncate(last, 500)),
+            ..ProposalContext::default()
         },
     }
 }

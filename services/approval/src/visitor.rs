@@ -273,6 +273,7 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
             ticket_subject: Some(subject.to_owned()),
             requester: Some(format!("{} <{}>", claims.name, claims.email)),
             last_comment: None,
+            ..ProposalContext::default()
         },
     };
     let id = request.approval_id.clone();

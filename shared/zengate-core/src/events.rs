@@ -163,7 +163,8 @@ impl Action {
     }
 }
 
-/// Context shown to the approver; not part of what gets executed.
+/// Context shown to the approver; not part of what gets executed. Every
+/// field is optional so older producers and consumers keep working.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,6 +173,75 @@ pub struct ProposalContext {
     pub requester: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_comment: Option<String>,
+    /// Ticket status and priority when the proposal was drafted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The ticket in the Zendesk agent UI
+    /// (`https://<subdomain>.zendesk.com/agent/tickets/<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_url: Option<String>,
+    /// The last comments of the conversation, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversation: Vec<ConversationEntry>,
+    /// How the proposal was drafted (drafter, model, citations, confidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftInfo>,
+}
+
+/// Who wrote a comment, as the approver needs to tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorRole {
+    /// The ticket's requester (or another end user).
+    Customer,
+    /// An agent or admin of the help desk.
+    Staff,
+}
+
+/// One comment of the ticket's conversation, as shown to the approver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationEntry {
+    /// Author's display name (or id when the name is unknown).
+    pub author: String,
+    pub role: AuthorRole,
+    /// RFC 3339 time of the comment, as Zendesk gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    pub public: bool,
+    pub body: String,
+}
+
+/// How a proposal was drafted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftInfo {
+    /// `rules`, `openai`, `anthropic`, or a fallback such as `rules (fallback)`.
+    pub drafter: String,
+    /// The model name for a model-backed draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The drafter's confidence in percent (0–100), when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_pct: Option<u8>,
+    /// Help Center articles the draft relies on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
+    /// Set when the drafter could not produce a usable proposal and hands the
+    /// ticket to a human instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_human: bool,
+}
+
+/// A Help Center article cited by a draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    pub article_id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `zengate.approval.requested.*`: a proposed action waits for a human.

@@ -304,6 +304,7 @@ pub fn reply_request(ticket: &str, body: &str) -> ApprovalRequested {
             ticket_subject: Some(format!("Printer on fire #{ticket}")),
             requester: Some("Ada <ada@example.com>".into()),
             last_comment: Some("help".into()),
+            ..ProposalContext::default()
         },
     }
 }
