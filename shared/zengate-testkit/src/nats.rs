@@ -207,18 +207,6 @@ impl NatsServer {
 
 /// True when the monitoring endpoint answers `/healthz` with 200 (the
 /// server is listening and JetStream is ready).
-async fn healthz(addr: &str) -> bool {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    let request = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    let read =
-        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await;
-    matches!(read, Ok(Ok(_)))
-        && (response.starts_with(b"HTTP/1.1 200") || response.starts_with(b"HTTP/1.0 200"))
+pub(crate) async fn healthz(addr: &str) -> bool {
+    crate::process::http_ok(addr, "/healthz").await
 }
