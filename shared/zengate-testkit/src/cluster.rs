@@ -88,22 +88,11 @@ impl NatsCluster {
         for i in 0..me.nodes.len() {
             me.wait_healthy(i).await;
         }
-        let url = me.url(0);
-        eventually("a JetStream meta leader", Duration::from_secs(30), || {
-            let url = url.clone();
-            async move {
-                let client = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_millis(500))
-                    .connect(&url)
-                    .await
-                    .ok()?;
-                async_nats::jetstream::new(client)
-                    .query_account()
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
-        })
+        crate::nats::jetstream_answers(
+            &me.url(0),
+            "a JetStream meta leader",
+            Duration::from_secs(30),
+        )
         .await;
         me
     }

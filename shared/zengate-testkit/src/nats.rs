@@ -135,22 +135,10 @@ impl NatsServer {
             .spawn()
             .expect("spawn nats-server");
         self.child = Some(child);
-        let url = self.url();
-        eventually(
+        jetstream_answers(
+            &self.url(),
             "nats-server with JetStream",
             Duration::from_secs(20),
-            || {
-                let url = url.clone();
-                async move {
-                    let client = async_nats::ConnectOptions::new()
-                        .connection_timeout(Duration::from_millis(500))
-                        .connect(&url)
-                        .await
-                        .ok()?;
-                    let js = async_nats::jetstream::new(client);
-                    js.query_account().await.ok().map(|_| ())
-                }
-            },
         )
         .await;
     }
@@ -203,6 +191,21 @@ impl NatsServer {
         self.stop().await;
         self.spawn().await;
     }
+}
+
+/// Waits until JetStream at `url` answers an account-info request (on a
+/// cluster that needs a meta leader); panics naming `what` after `deadline`.
+pub(crate) async fn jetstream_answers(url: &str, what: &str, deadline: Duration) {
+    eventually(what, deadline, || async move {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_millis(500))
+            .connect(url)
+            .await
+            .ok()?;
+        let js = async_nats::jetstream::new(client);
+        js.query_account().await.ok().map(|_| ())
+    })
+    .await;
 }
 
 /// True when the monitoring endpoint answers `/healthz` with 200 (the
