@@ -174,32 +174,15 @@ pub fn decode(body: &[u8]) -> Result<Turn, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::chat::{ToolResult, ToolSpec};
+    use crate::llm::chat::tool_round;
 
     #[test]
     fn request_shape_matches_messages_api() {
-        let messages = vec![
-            Message::User("ticket".into()),
-            Message::Assistant {
-                text: Some("Looking".into()),
-                tool_calls: vec![ToolCall {
-                    id: "toolu_1".into(),
-                    name: "search_help_center".into(),
-                    arguments: r#"{"query":"fire"}"#.into(),
-                }],
-            },
-            Message::ToolResults(vec![ToolResult {
-                call_id: "toolu_1".into(),
-                name: "search_help_center".into(),
-                content: "{\"error\":\"x\"}".into(),
-                is_error: true,
-            }]),
-        ];
-        let tools = vec![ToolSpec {
-            name: "search_help_center",
-            description: "d",
-            parameters: json!({"type": "object"}),
-        }];
+        let (messages, tools) = tool_round(
+            Some("Looking"),
+            ("toolu_1", "search_help_center", r#"{"query":"fire"}"#),
+            ("{\"error\":\"x\"}", true),
+        );
         let body = encode(&ChatRequest {
             model: "claude",
             system: "sys",

@@ -98,3 +98,37 @@ pub struct Turn {
     pub usage: Usage,
     pub stop: Stop,
 }
+
+/// One user message, one assistant tool call and its result: the shape both
+/// wire formats' tests encode.
+#[cfg(test)]
+pub(crate) fn tool_round(
+    text: Option<&str>,
+    call: (&str, &'static str, &str),
+    result: (&str, bool),
+) -> (Vec<Message>, Vec<ToolSpec>) {
+    let (id, tool, arguments) = call;
+    let messages = vec![
+        Message::User("ticket".into()),
+        Message::Assistant {
+            text: text.map(str::to_owned),
+            tool_calls: vec![ToolCall {
+                id: id.into(),
+                name: tool.into(),
+                arguments: arguments.into(),
+            }],
+        },
+        Message::ToolResults(vec![ToolResult {
+            call_id: id.into(),
+            name: tool.into(),
+            content: result.0.into(),
+            is_error: result.1,
+        }]),
+    ];
+    let tools = vec![ToolSpec {
+        name: tool,
+        description: "d",
+        parameters: serde_json::json!({"type": "object"}),
+    }];
+    (messages, tools)
+}

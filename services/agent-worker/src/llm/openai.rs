@@ -182,32 +182,12 @@ pub fn decode(body: &[u8]) -> Result<Turn, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::chat::{ToolResult, ToolSpec};
+    use crate::llm::chat::tool_round;
 
     #[test]
     fn request_shape_matches_chat_completions() {
-        let messages = vec![
-            Message::User("ticket".into()),
-            Message::Assistant {
-                text: None,
-                tool_calls: vec![ToolCall {
-                    id: "call_1".into(),
-                    name: "get_ticket".into(),
-                    arguments: "{}".into(),
-                }],
-            },
-            Message::ToolResults(vec![ToolResult {
-                call_id: "call_1".into(),
-                name: "get_ticket".into(),
-                content: "{\"id\":1}".into(),
-                is_error: false,
-            }]),
-        ];
-        let tools = vec![ToolSpec {
-            name: "get_ticket",
-            description: "d",
-            parameters: json!({"type": "object"}),
-        }];
+        let (messages, tools) =
+            tool_round(None, ("call_1", "get_ticket", "{}"), ("{\"id\":1}", false));
         let body = encode(&ChatRequest {
             model: "m",
             system: "sys",
