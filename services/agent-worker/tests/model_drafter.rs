@@ -674,3 +674,35 @@ async fn rules_proposals_carry_the_conversation_and_ticket_link() {
     assert!(p.context.conversation.iter().all(|e| e.at.is_some()));
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_model_that_never_answers_is_stopped_at_the_step_limit() {
+    let h = Harness::start().await;
+    let sim = model_sim().await;
+    let ticket = h.ticket("Printer on fire");
+    sim.set_default_reply(Some(Reply::tool("list_comments", json!({}))));
+    let worker = start(config(
+        &h,
+        &sim,
+        "openai",
+        &[("DRAFTER_MAX_STEPS", "3"), ("DRAFTER_FALLBACK", "human")],
+    ))
+    .await;
+    h.publish_event(ticket_event("e1", ticket, "created", None))
+        .await;
+    let p = one_proposal(&h).await;
+    assert!(
+        matches!(p.action, Action::InternalNote { ref body, .. } if body.contains("no answer within 3 model calls")),
+        "{:?}",
+        p.action
+    );
+    assert!(p.context.draft.unwrap().needs_human);
+    assert_eq!(sim.calls().len(), 3);
+    assert_eq!(
+        worker
+            .metric("zengate_drafter_tool_calls_total{tool=\"list_comments\",outcome=\"ok\"}")
+            .await,
+        3.0
+    );
+    worker.stop().await;
+}
