@@ -7,12 +7,12 @@
 //! one stored event, one proposal, one approval and one comment per ticket.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod stack;
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use support::{APPROVERS, Books, Stack};
+use stack::{APPROVERS, Books, Stack};
 use zengate_runtime::Shutdown;
 use zengate_testkit::{NatsServer, RedisServer, eventually};
 
@@ -56,16 +56,16 @@ async fn exactly_once_through_crashes_restarts_and_racing_approvers() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut nats = NatsServer::start().await;
     let redis = RedisServer::start().await;
-    let sim = support::simulator().await;
+    let sim = stack::simulator().await;
     let mut stack = Stack::start(&nats.url(), &redis.url(), &sim, 1, (2, 2, 2)).await;
-    let (bus, js) = support::bus(&nats.url()).await;
+    let (bus, js) = stack::bus(&nats.url()).await;
     let mut proposals = bus.subscribe("zengate.approval.requested.>").await.unwrap();
 
     // 1. A worker dies holding an event: the survivor must propose it
     //    within the lease. The ticket fetch is held so the kill lands
     //    mid-event, on whichever worker took it.
     hold_next(&sim, "GET", Duration::from_secs(30));
-    let probe = support::open_tickets(&sim, 1, "probe")[0];
+    let probe = stack::open_tickets(&sim, 1, "probe")[0];
     let held = recorded(&sim, "GET", &format!("/api/v2/tickets/{probe}")).await;
     let victim = stack
         .worker_with_connection(held.peer.as_deref().unwrap())
@@ -100,11 +100,11 @@ async fn exactly_once_through_crashes_restarts_and_racing_approvers() {
         .zip(APPROVERS)
         .map(|(a, (_, token))| (a.base(), token.to_owned()))
         .collect();
-    let (decisions, approving) = support::approve_everything(js.clone(), approvers, stop.clone());
+    let (decisions, approving) = stack::approve_everything(js.clone(), approvers, stop.clone());
 
     // 3. The load, half through each ingress.
     let mut tickets = vec![probe];
-    tickets.extend(support::open_tickets(&sim, LOAD / 2, "a"));
+    tickets.extend(stack::open_tickets(&sim, LOAD / 2, "a"));
     let write = recorded(&sim, "PUT", "/api/v2/tickets/").await;
     let writer = stack
         .worker_with_connection(write.peer.as_deref().unwrap())
@@ -117,15 +117,15 @@ async fn exactly_once_through_crashes_restarts_and_racing_approvers() {
         .trim_end_matches(".json")
         .parse()
         .unwrap();
-    support::webhooks_to(&sim, &stack.ingress[1].addr);
-    tickets.extend(support::open_tickets(&sim, LOAD - LOAD / 2, "b"));
+    stack::webhooks_to(&sim, &stack.ingress[1].addr);
+    tickets.extend(stack::open_tickets(&sim, LOAD - LOAD / 2, "b"));
 
     // 4. NATS restarts once a third of the proposals are in, Redis freezes
     //    for two seconds once two thirds are.
     eventually(
         "a third of the proposals",
         Duration::from_secs(60),
-        || async { (support::items(&js).await.len() >= LOAD / 3).then_some(()) },
+        || async { (stack::items(&js).await.len() >= LOAD / 3).then_some(()) },
     )
     .await;
     nats.restart().await;
@@ -133,7 +133,7 @@ async fn exactly_once_through_crashes_restarts_and_racing_approvers() {
     eventually(
         "two thirds of the proposals",
         Duration::from_secs(60),
-        || async { (support::items(&js).await.len() >= 2 * LOAD / 3).then_some(()) },
+        || async { (stack::items(&js).await.len() >= 2 * LOAD / 3).then_some(()) },
     )
     .await;
     redis.pause();
@@ -142,15 +142,15 @@ async fn exactly_once_through_crashes_restarts_and_racing_approvers() {
     println!("Redis frozen for 2 s at {:?}", started.elapsed());
 
     // 5. Everything is applied and every consumer is drained.
-    support::all_applied(&js, &sim, &tickets, Duration::from_secs(120)).await;
-    support::quiet(&js, PARTITIONS).await;
+    stack::all_applied(&js, &sim, &tickets, Duration::from_secs(120)).await;
+    stack::quiet(&js, PARTITIONS).await;
     stop.trigger();
     approving.await.unwrap();
 
     // Exactly once, end to end.
     let books = Books::read(&js, &sim, &tickets).await;
     books.assert_exactly_once(&tickets);
-    let outcome = support::messages(
+    let outcome = stack::messages(
         &js,
         "ZENGATE",
         &format!("zengate.action.applied.*.{written}"),

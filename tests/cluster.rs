@@ -6,11 +6,11 @@
 //! per ticket.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+mod stack;
 
 use std::time::{Duration, Instant};
 
-use support::{APPROVERS, Books, Stack};
+use stack::{APPROVERS, Books, Stack};
 use zengate_runtime::Shutdown;
 use zengate_testkit::{NatsCluster, RedisServer, eventually};
 
@@ -40,7 +40,7 @@ async fn proposals_reach(js: &async_nats::jetstream::Context, n: usize) {
     eventually(
         &format!("{n} proposals"),
         Duration::from_secs(60),
-        || async { (support::items(js).await.len() >= n).then_some(()) },
+        || async { (stack::items(js).await.len() >= n).then_some(()) },
     )
     .await;
 }
@@ -51,9 +51,9 @@ async fn node_and_leader_loss_lose_and_double_nothing() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut cluster = NatsCluster::start().await;
     let redis = RedisServer::start().await;
-    let sim = support::simulator().await;
+    let sim = stack::simulator().await;
     let stack = Stack::start(&cluster.urls(), &redis.url(), &sim, REPLICAS, (1, 1, 2)).await;
-    let (_bus, js) = support::bus(&cluster.urls()).await;
+    let (_bus, js) = stack::bus(&cluster.urls()).await;
 
     // Everything zengate created is replicated three times.
     caught_up(&cluster).await;
@@ -84,8 +84,8 @@ async fn node_and_leader_loss_lose_and_double_nothing() {
 
     let stop = Shutdown::new();
     let approver = vec![(stack.approval[0].base(), APPROVERS[0].1.to_owned())];
-    let (_, approving) = support::approve_everything(js.clone(), approver, stop.clone());
-    let tickets = support::open_tickets(&sim, LOAD, "c");
+    let (_, approving) = stack::approve_everything(js.clone(), approver, stop.clone());
+    let tickets = stack::open_tickets(&sim, LOAD, "c");
     let ingress = stack.ingress[0].addr.clone();
 
     // A node that does not lead the event stream.
@@ -94,7 +94,7 @@ async fn node_and_leader_loss_lose_and_double_nothing() {
     let follower = (leader + 1) % cluster.len();
     let killed = Instant::now();
     cluster.kill(follower).await;
-    let intake = support::intake_back(&ingress, killed).await;
+    let intake = stack::intake_back(&ingress, killed).await;
     println!(
         "node loss ({}): intake back after {intake:?}",
         cluster.name(follower)
@@ -112,7 +112,7 @@ async fn node_and_leader_loss_lose_and_double_nothing() {
     let leader = cluster.stream_leader("ZENDESK_EVENTS").await.unwrap();
     let killed = Instant::now();
     cluster.kill(leader).await;
-    let intake = support::intake_back(&ingress, killed).await;
+    let intake = stack::intake_back(&ingress, killed).await;
     let new_leader = eventually(
         "a new ZENDESK_EVENTS leader",
         Duration::from_secs(30),
@@ -132,8 +132,8 @@ async fn node_and_leader_loss_lose_and_double_nothing() {
     cluster.restart(leader).await;
     caught_up(&cluster).await;
 
-    support::all_applied(&js, &sim, &tickets, Duration::from_secs(120)).await;
-    support::quiet(&js, 8).await;
+    stack::all_applied(&js, &sim, &tickets, Duration::from_secs(120)).await;
+    stack::quiet(&js, 8).await;
     stop.trigger();
     approving.await.unwrap();
     Books::read(&js, &sim, &tickets)

@@ -1,23 +1,23 @@
 //! Application wiring: one `WorkerState`, the health/metrics router, the
-//! partition and executor loops, `Application::build` for `main` and tests,
-//! and `run(config, listener, shutdown)`.
+//! partition and executor loops, and `Application` (`build` binds and
+//! connects, `run` consumes until shutdown) for `main`, the all-in-one
+//! stack and tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, kv};
 use axum::Router;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::OnceCell;
-use tokio::task::JoinSet;
 use zendesk_client::{ClientError, ZendeskClient};
 use zengate_core::events::ZENGATE_STREAM;
-use zengate_runtime::Shutdown;
-use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::bus::{self, BusError, Publisher};
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
+use zengate_runtime::serve::DRAIN_DEADLINE;
+use zengate_runtime::{Background, Shutdown, serve};
 
 use crate::config::WorkerConfig;
 use crate::drafter::SharedDrafter;
@@ -27,10 +27,6 @@ use crate::records::Records;
 use crate::rules::{RulesDrafter, RulesError};
 use crate::topology::{self, TopologyError};
 use crate::{executor, partition};
-
-/// Longest wait for in-flight messages to settle at shutdown (within a
-/// Kubernetes grace period of 30 s).
-const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -56,6 +52,8 @@ pub enum WorkerError {
 pub struct WorkerState {
     pub config: WorkerConfig,
     pub js: jetstream::Context,
+    /// Every publish (proposals, outcomes, dead letters) goes through it.
+    pub publisher: Publisher,
     pub client: ZendeskClient,
     pub drafter: SharedDrafter,
     pub records: Records,
@@ -115,14 +113,6 @@ impl Application {
         drafter: SharedDrafter,
     ) -> Result<Self, WorkerError> {
         let listener = TcpListener::bind(config.addr).await?;
-        Self::with_listener(config, drafter, listener).await
-    }
-
-    pub async fn with_listener(
-        config: WorkerConfig,
-        drafter: SharedDrafter,
-        listener: TcpListener,
-    ) -> Result<Self, WorkerError> {
         let client = ZendeskClient::new(config.zendesk.clone())?;
         let nats = bus::connect(&config.nats, "zengate-agent-worker").await?;
         let js = bus::jetstream(nats.clone(), config.nats_timeout);
@@ -183,6 +173,7 @@ impl Application {
             ));
         let state = Arc::new(WorkerState {
             records: Records::new(redis, config.record_ttl),
+            publisher: Publisher::new(js.clone(), config.nats_timeout),
             config,
             js,
             client,
@@ -220,7 +211,10 @@ impl Application {
             drafter = self.state.drafter.name(),
             "agent worker running"
         );
-        let mut loops = JoinSet::new();
+        // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
+        // settle; leaving it unacked means it is redelivered, never lost.
+        // Handlers keep their leases while draining (progress acks).
+        let mut loops = Background::new(DRAIN_DEADLINE);
         for consumer in self.partitions {
             loops.spawn(partition::run(
                 self.state.clone(),
@@ -237,36 +231,9 @@ impl Application {
                 ));
             }
         }
-        let http_stop = Shutdown::new();
-        let wait = http_stop.clone();
-        let http = tokio::spawn(
-            axum::serve(self.listener, self.router)
-                .with_graceful_shutdown(async move { wait.wait().await })
-                .into_future(),
-        );
-        shutdown.wait().await;
-        tracing::info!("draining in-flight messages");
-        // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
-        // settle; leaving it unacked means it is redelivered, never lost.
-        // Handlers keep their leases while draining (progress acks).
-        let deadline = DRAIN_DEADLINE;
-        let drained = tokio::time::timeout(deadline, async {
-            while loops.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                ?deadline,
-                "in-flight messages did not settle in time; they will be redelivered"
-            );
-            loops.shutdown().await;
-        }
-        zengate_runtime::bus::flush_bounded(&self.client).await;
-        http_stop.trigger();
-        match http.await {
-            Ok(r) => r?,
-            Err(e) => tracing::warn!(error = %e, "health server task failed"),
-        }
+        let limits = self.state.config.http.clone();
+        serve(self.listener, self.router, &limits, loops, shutdown).await;
+        bus::flush_bounded(&self.client).await;
         tracing::info!("agent worker stopped");
         Ok(())
     }
@@ -290,17 +257,4 @@ pub fn drafter_from_config(config: &WorkerConfig) -> Result<SharedDrafter, Worke
         None => crate::llm::prompt::DEFAULT_SYSTEM_PROMPT.to_owned(),
     };
     Ok(Arc::new(ModelDrafter::new(model.clone(), &policy, rules)?))
-}
-
-/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
-pub async fn run(
-    config: WorkerConfig,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), WorkerError> {
-    let drafter = drafter_from_config(&config)?;
-    Application::with_listener(config, drafter, listener)
-        .await?
-        .run(shutdown)
-        .await
 }

@@ -63,6 +63,8 @@ pub struct WorkerConfig {
     pub addr: SocketAddr,
     pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
+    /// Bounds on HTTP clients (`HTTP_*`).
+    pub http: zengate_runtime::HttpLimits,
     /// The only account whose events and approvals this worker acts on.
     pub account_id: u64,
     pub zendesk: ClientConfig,
@@ -158,6 +160,7 @@ impl WorkerConfig {
             addr: env.addr_or("WORKER_ADDR", "0.0.0.0:8083")?,
             nats: common.nats,
             redis: common.redis,
+            http: common.http,
             account_id,
             zendesk: ClientConfig::from_env(env)?,
             partitions,

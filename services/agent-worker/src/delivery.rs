@@ -165,7 +165,7 @@ pub async fn dead_letter(
         msg.headers.as_ref(),
         &msg.payload,
     );
-    match dlq::publish(&state.js, &letter).await {
+    match dlq::publish(&state.publisher, &letter).await {
         Ok(()) => {
             state.metrics.dead_letters.inc();
             tracing::error!(%reason, delivered, "message dead-lettered");

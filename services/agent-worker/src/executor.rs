@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -29,10 +28,10 @@ use zendesk_client::{ClientError, CommentInput, NewTicket, TicketUpdate};
 use zengate_core::events::{
     Action, ActionOutcome, ApprovalReleased, FieldChanges, V1, action_outcome_subject,
 };
-use zengate_core::headers as h;
 use zengate_core::ids::parse_canonical_id;
 use zengate_core::release::Permit;
 use zengate_runtime::Shutdown;
+use zengate_runtime::bus::PublishError;
 use zengate_runtime::telemetry::continue_trace;
 
 use crate::app::WorkerState;
@@ -500,20 +499,13 @@ async fn publish_outcome(
         result_id,
         at: OffsetDateTime::now_utc(),
     };
-    let body = serde_json::to_vec(&outcome).map_err(|e| Failure::Permanent(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        h::NATS_MSG_ID,
-        format!("{}:outcome", released.approval_id).as_str(),
-    );
-    zengate_runtime::telemetry::inject_trace_context(&mut headers);
     let subject = action_outcome_subject(applied, &released.account_id, ticket_id.as_deref());
-    state
-        .js
-        .publish_with_headers(subject, headers, body.into())
-        .await
-        .map_err(|e| Failure::Retryable(format!("cannot publish the outcome: {e}")))?
-        .await
-        .map_err(|e| Failure::Retryable(format!("outcome not acknowledged: {e}")))?;
-    Ok(())
+    let msg_id = format!("{}:outcome", released.approval_id);
+    match state.publisher.json(subject, &msg_id, &outcome).await {
+        Ok(_) => Ok(()),
+        Err(e @ PublishError::Encode(_)) => Err(Failure::Permanent(e.to_string())),
+        Err(e) => Err(Failure::Retryable(format!(
+            "cannot publish the outcome: {e}"
+        ))),
+    }
 }

@@ -14,6 +14,8 @@ use zengate_core::events::{
 use zengate_core::headers as h;
 use zengate_core::json::{Json, Number};
 
+use zengate_runtime::bus::PublishError;
+
 use crate::app::WorkerState;
 use crate::conversation::{self, truncate};
 use crate::drafter::{Draft, EventComment, Proposal, TicketContext, TicketTool, TriggerEvent};
@@ -297,17 +299,16 @@ fn approval_request(
 
 /// Publishes with `Nats-Msg-Id = approval_id` and waits for the PubAck.
 async fn publish_request(state: &WorkerState, request: &ApprovalRequested) -> Result<(), Failure> {
-    let body = serde_json::to_vec(request).map_err(|e| Failure::Permanent(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(h::NATS_MSG_ID, request.approval_id.as_str());
-    zengate_runtime::telemetry::inject_trace_context(&mut headers);
     let subject = approval_requested_subject(&request.account_id, request.action.ticket_id());
-    state
-        .js
-        .publish_with_headers(subject, headers, body.into())
+    match state
+        .publisher
+        .json(subject, &request.approval_id, request)
         .await
-        .map_err(|e| Failure::Retryable(format!("cannot publish the proposal: {e}")))?
-        .await
-        .map_err(|e| Failure::Retryable(format!("proposal not acknowledged: {e}")))?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        Err(e @ PublishError::Encode(_)) => Err(Failure::Permanent(e.to_string())),
+        Err(e) => Err(Failure::Retryable(format!(
+            "cannot publish the proposal: {e}"
+        ))),
+    }
 }

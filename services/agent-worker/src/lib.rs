@@ -20,7 +20,7 @@ pub mod rules;
 pub mod topology;
 pub mod verify;
 
-pub use app::{Application, WorkerError, WorkerState, run};
+pub use app::{Application, WorkerError, WorkerState};
 pub use config::{Role, WorkerConfig};
 pub use drafter::{Draft, DraftError, Drafter, Proposal, SharedDrafter, TicketContext, TicketTool};
 pub use rules::RulesDrafter;

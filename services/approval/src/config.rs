@@ -26,6 +26,8 @@ pub struct ApprovalConfig {
     pub addr: SocketAddr,
     pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
+    /// Bounds on HTTP clients (`HTTP_*`).
+    pub http: zengate_runtime::HttpLimits,
     /// Used in `zengate.approval.requested.<account>.new` for visitor requests.
     pub account_id: u64,
     /// HS256 key of the visitor JWTs the auth service issues.
@@ -105,6 +107,7 @@ impl ApprovalConfig {
             addr: env.addr_or("APPROVAL_ADDR", "0.0.0.0:8082")?,
             nats: common.nats,
             redis: common.redis,
+            http: common.http,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             jwt_secret: env.secret("ZENDESK_JWT_SHARED_SECRET")?,
             approvers,

@@ -222,7 +222,7 @@ pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
             .json(approval_decided_subject(account, ticket), &msg_id, &event)
             .await
         {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(e) => {
                 tracing::warn!(approval_id = %item.id, error = %e, "decided event not published; the reconciler retries");
                 false
@@ -242,7 +242,7 @@ pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
             )
             .await
         {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(e) => {
                 tracing::warn!(approval_id = %item.id, error = %e, "released event not published; the reconciler retries");
                 false

@@ -16,11 +16,10 @@ pub mod item;
 pub mod links;
 pub mod metrics;
 pub mod openapi;
-pub mod publish;
 pub mod resume;
 pub mod store;
 pub mod sweeper;
 pub mod visitor;
 
-pub use app::{Application, run};
+pub use app::Application;
 pub use config::{ApprovalConfig, OnTimeout};

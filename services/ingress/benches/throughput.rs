@@ -160,6 +160,7 @@ async fn main() {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: nats.url().into(),
         redis: redis.url().into(),
+        http: Default::default(),
         secrets: vec![Secret::new(SECRET)],
         account_id: 42,
         webhook_id: None,

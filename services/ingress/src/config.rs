@@ -19,6 +19,8 @@ pub struct IngressConfig {
     pub addr: SocketAddr,
     pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
+    /// Bounds on HTTP clients (`HTTP_*`).
+    pub http: zengate_runtime::HttpLimits,
     /// Any one of these verifies a delivery (rotation).
     pub secrets: Vec<Secret>,
     pub account_id: u64,
@@ -61,6 +63,7 @@ impl IngressConfig {
             addr: env.addr_or("INGRESS_ADDR", "0.0.0.0:8080")?,
             nats: common.nats,
             redis: common.redis,
+            http: common.http,
             secrets,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             webhook_id: env.get("ZENDESK_WEBHOOK_ID"),

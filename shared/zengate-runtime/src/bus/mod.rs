@@ -9,6 +9,10 @@ use zengate_core::events::{ZENDESK_STREAM, ZENGATE_STREAM};
 
 use crate::nats::{NatsAuth, NatsConfig};
 
+mod publish;
+
+pub use publish::{PublishError, Publisher};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// `url` lists the seed URLs without user info; `source` comes from a
