@@ -3,8 +3,17 @@
 //! processes), the built-in rules drafter, every event fetching its ticket
 //! and comments over HTTP.
 //!
+//! Latency: webhooks at a fixed offered rate (`BENCH_RATE`, default 200/s,
+//! for `BENCH_LATENCY_SECS`, default 10) through the ingress, two release
+//! `agent-worker` processes and, when built, the `approval` process; the
+//! time from the ingress's 200 to `zengate.approval.requested` and to the
+//! pending item, and each process's RSS (idle and peak, from /proc).
+//!
 //! `cargo bench -p agent-worker` (needs `.dev/bin` on PATH, see
-//! scripts/setup.sh). `BENCH_EVENTS` (default 2000) sets the event count.
+//! scripts/setup.sh; `cargo build --release -p approval` first to include the
+//! approval service). `BENCH_EVENTS` (default 2000, 0 skips) sets the
+//! throughput runs' event count; `WORKER_BENCH_BIN=<path>` runs another
+//! build of the worker binary in the latency run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::HashMap;
@@ -20,7 +29,9 @@ use zendesk_sim::{SimConfig, SimHandle, Simulator};
 use zengate_core::Secret;
 use zengate_core::events::{ApprovalRequested, ProposalSource, ZENGATE_STREAM};
 use zengate_runtime::{Shutdown, bus};
-use zengate_testkit::{NatsServer, RedisServer};
+use zengate_testkit::{
+    NatsServer, RedisServer, ServiceProcess, free_port, proc_stats, service_binary,
+};
 
 const ACCOUNT: u64 = 42;
 const EMAIL: &str = "bot@example.com";
@@ -177,12 +188,117 @@ async fn throughput(instances: usize, events: usize) -> f64 {
     events as f64 / elapsed.as_secs_f64()
 }
 
-async fn latency(events: usize) -> (Duration, Duration, Duration) {
+/// Where a service binary of this build would be (`target/<profile>/<name>`),
+/// if it was built.
+fn built_binary(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join(name);
+    bin.is_file().then(|| service_binary(name))
+}
+
+/// The environment of the stack's service processes.
+fn service_env(i: &Infra, name: &str, addr: &str) -> Vec<(String, String)> {
+    let addr_var = if name == "approval" {
+        "APPROVAL_ADDR"
+    } else {
+        "WORKER_ADDR"
+    };
+    [
+        (addr_var, addr.to_owned()),
+        ("NATS_URL", i.nats.url()),
+        ("REDIS_URL", i.redis.url()),
+        ("ZENDESK_ACCOUNT_ID", ACCOUNT.to_string()),
+        ("ZENDESK_SUBDOMAIN", "acme".to_owned()),
+        ("ZENDESK_EMAIL", EMAIL.to_owned()),
+        ("ZENDESK_API_TOKEN", TOKEN.to_owned()),
+        ("ZENDESK_API_BASE_URL", i.sim.base_url()),
+        (
+            "ZENDESK_JWT_SHARED_SECRET",
+            "bench-jwt-shared-secret".to_owned(),
+        ),
+        (
+            "APPROVER_TOKENS",
+            "erin:erin-approver-token-0123456789abcdef0123".to_owned(),
+        ),
+        (
+            "APPROVAL_RESUME_SECRET",
+            "bench-resume-secret-0123456789".to_owned(),
+        ),
+        (
+            "ZENGATE_RELEASE_SIGNING_SECRET",
+            "bench-release-signing-key-0123456789abcdef".to_owned(),
+        ),
+        ("WORKER_ROLE", "drafter".to_owned()),
+        ("WORKER_PARTITIONS", "32".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    // Worker settings to compare (WORKER_FETCH_WAIT, …) pass through.
+    .chain(std::env::vars().filter(|(k, _)| k.starts_with("WORKER_") && k != "WORKER_BENCH_BIN"))
+    .collect()
+}
+
+/// One release service binary as a child process, ready.
+async fn spawn_service(i: &Infra, name: &str, n: usize, logs: &std::path::Path) -> ServiceProcess {
+    let addr = format!("127.0.0.1:{}", free_port());
+    // WORKER_BENCH_BIN: another build of the worker (a saved copy of the
+    // previous version) for a before/after comparison.
+    let bin = match std::env::var_os("WORKER_BENCH_BIN") {
+        Some(path) if name == "agent-worker" => path.into(),
+        _ => service_binary(name),
+    };
+    let mut p = ServiceProcess::spawn(
+        &format!("{name}-{n}"),
+        bin,
+        service_env(i, name, &addr),
+        logs,
+    );
+    p.wait_ready(&addr).await;
+    p
+}
+
+fn rss(p: &ServiceProcess) -> (f64, f64) {
+    let s = p.pid().and_then(proc_stats).expect("the service runs");
+    (s.rss_kib as f64 / 1024.0, s.peak_rss_kib as f64 / 1024.0)
+}
+
+/// When each event was sent, answered 200 by the ingress, proposed
+/// (`zengate.approval.requested`) and, with the approval service running,
+/// stored as a pending item; keyed by `Nats-Msg-Id` (then approval id).
+#[derive(Default)]
+struct Times {
+    sent: HashMap<String, Instant>,
+    answered: HashMap<String, Instant>,
+    proposed: HashMap<String, (Instant, String)>,
+    pending: HashMap<String, Instant>,
+}
+
+struct Latency {
+    offered: f64,
+    achieved: f64,
+    events: usize,
+    /// 200 → approval.requested.
+    proposed: Vec<Duration>,
+    /// 200 → pending item in the approvals bucket.
+    pending: Vec<Duration>,
+    /// (idle, peak) RSS in MiB of each worker and of approval.
+    rss: Vec<(String, f64, f64)>,
+}
+
+/// Webhooks at a fixed offered `rate` for `secs` through the in-process
+/// ingress, two worker processes (release binary, drafter role) and, when
+/// built, the approval service; 100 tickets, so partitions share the load.
+async fn latency(rate: f64, secs: f64) -> Latency {
     let i = infra().await;
-    let ticket = i
-        .sim
-        .create_enduser_ticket("Latency", "hello", "Ada", "ada@example.com")
-        .id;
+    let tickets: Vec<u64> = (0..100)
+        .map(|k| {
+            i.sim
+                .create_enduser_ticket(&format!("Latency {k}"), "hello", "Ada", "ada@example.com")
+                .id
+        })
+        .collect();
     let ingress_config = ingress::IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: i.nats.url().into(),
@@ -207,22 +323,77 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
     let stop = Shutdown::new();
     let s2 = stop.clone();
     let ingress_task = tokio::spawn(async move { app.run(s2).await });
-    let workers = start_workers(&i, 1).await;
+
+    let logs = tempfile::tempdir().unwrap();
+    let mut services = Vec::new();
+    for n in 0..2 {
+        services.push(spawn_service(&i, "agent-worker", n, logs.path()).await);
+    }
+    if built_binary("approval").is_some() {
+        services.push(spawn_service(&i, "approval", 0, logs.path()).await);
+    } else {
+        println!("(approval binary not built: `cargo build --release -p approval` to include it)");
+    }
+    let with_approval = services.len() == 3;
+    let idle: Vec<(f64, f64)> = services.iter().map(rss).collect();
+
+    let times = Arc::new(std::sync::Mutex::new(Times::default()));
     let mut sub = i
         .nats_client
         .subscribe("zengate.approval.requested.>")
         .await
         .unwrap();
+    let t = times.clone();
+    let proposals = tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let at = Instant::now();
+            let p: ApprovalRequested = serde_json::from_slice(&msg.payload).unwrap();
+            let ProposalSource::ZendeskEvent { msg_id, .. } = p.source else {
+                continue;
+            };
+            t.lock()
+                .unwrap()
+                .proposed
+                .insert(msg_id, (at, p.approval_id));
+        }
+    });
+    let pending = if with_approval {
+        let kv =
+            i.js.get_key_value(zengate_core::release::APPROVALS_BUCKET)
+                .await
+                .unwrap();
+        let mut watch = kv.watch_all_from_revision(1).await.unwrap();
+        let t = times.clone();
+        Some(tokio::spawn(async move {
+            while let Some(Ok(entry)) = watch.next().await {
+                let at = Instant::now();
+                t.lock().unwrap().pending.entry(entry.key).or_insert(at);
+            }
+        }))
+    } else {
+        None
+    };
+
     let http = reqwest::Client::new();
-    let mut sent: HashMap<String, Instant> = HashMap::new();
-    let mut lat = Vec::with_capacity(events);
+    let events = (rate * secs).round() as usize;
+    let every = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut sends = Vec::with_capacity(events);
     for n in 0..events {
-        let id = format!("lat-{n}");
-        let body = event(&id, ticket, n);
+        tokio::time::sleep_until((started + every * n as u32).into()).await;
+        let k = n % tickets.len();
+        let round = n / tickets.len();
+        let id = format!("lat-{k}-{round}");
+        let body = event(&id, tickets[k], round);
         let ts = "2025-01-08T10:12:08Z";
         let sig = zengate_core::signature::sign(&Secret::new(SECRET), ts, &body);
-        sent.insert(format!("{ACCOUNT}:{id}"), Instant::now());
-        let res = http
+        let key = format!("{ACCOUNT}:{id}");
+        times
+            .lock()
+            .unwrap()
+            .sent
+            .insert(key.clone(), Instant::now());
+        let req = http
             .post(&url)
             .header("content-type", "application/json")
             .header("x-zendesk-account-id", ACCOUNT.to_string())
@@ -230,55 +401,124 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
             .header("x-zendesk-webhook-invocation-id", format!("inv-{n}"))
             .header("x-zendesk-webhook-signature-timestamp", ts)
             .header("x-zendesk-webhook-signature", sig)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        // One event at a time: latency, not queueing, is measured.
-        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap();
-        let p: ApprovalRequested = serde_json::from_slice(&msg.payload).unwrap();
-        let ProposalSource::ZendeskEvent { msg_id, .. } = p.source else {
-            panic!("unexpected source");
-        };
-        lat.push(sent[&msg_id].elapsed());
+            .body(body);
+        let t = times.clone();
+        // Open loop: a slow answer never delays the next event.
+        sends.push(tokio::spawn(async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            t.lock().unwrap().answered.insert(key, Instant::now());
+        }));
     }
-    for (s, j) in workers {
-        s.trigger();
-        let _ = j.await;
+    for s in sends {
+        s.await.unwrap();
+    }
+    let offered_secs = started.elapsed().as_secs_f64();
+    let mut peak = vec![(0.0f64, 0.0f64); services.len()];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for (p, s) in peak.iter_mut().zip(&services) {
+            let (now, hwm) = rss(s);
+            *p = (p.0.max(now), hwm);
+        }
+        let t = times.lock().unwrap();
+        let done = t.proposed.len() >= events && (!with_approval || t.pending.len() >= events);
+        drop(t);
+        if done || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all_done = started.elapsed().as_secs_f64();
+    proposals.abort();
+    if let Some(p) = pending {
+        p.abort();
     }
     stop.trigger();
     let _ = ingress_task.await;
-    lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
-    (pct(0.5), pct(0.99), lat[lat.len() - 1])
+
+    let t = times.lock().unwrap();
+    assert_eq!(t.proposed.len(), events, "every event is proposed once");
+    let mut proposed = Vec::with_capacity(events);
+    let mut pending_lat = Vec::with_capacity(events);
+    for (msg_id, answered) in &t.answered {
+        let (at, approval_id) = &t.proposed[msg_id];
+        proposed.push(at.saturating_duration_since(*answered));
+        if let Some(stored) = t.pending.get(approval_id) {
+            pending_lat.push(stored.saturating_duration_since(*answered));
+        }
+    }
+    proposed.sort();
+    pending_lat.sort();
+    let names = ["agent-worker-0", "agent-worker-1", "approval"];
+    let rss = names
+        .iter()
+        .zip(idle.iter().zip(&peak))
+        .map(|(n, (i, p))| ((*n).to_owned(), i.0, p.1))
+        .collect();
+    drop(t);
+    for mut s in services {
+        s.kill().await;
+    }
+    Latency {
+        offered: events as f64 / offered_secs,
+        achieved: events as f64 / all_done,
+        events,
+        proposed,
+        pending: pending_lat,
+        rss,
+    }
+}
+
+fn percentiles(lat: &[Duration]) -> String {
+    if lat.is_empty() {
+        return "-".to_owned();
+    }
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} events)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        lat.len()
+    )
 }
 
 fn main() {
-    let events: usize = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let events: usize = env_or("BENCH_EVENTS", 2000);
+    let rate: f64 = env_or("BENCH_RATE", 200.0);
+    let secs: f64 = env_or("BENCH_LATENCY_SECS", 10.0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        for instances in [1, 2] {
-            let rate = throughput(instances, events).await;
-            println!(
-                "throughput: {instances} worker instance(s), {events} events, 32 partitions, 100 tickets: {rate:.0} events/s"
-            );
+        if events > 0 {
+            for instances in [1, 2] {
+                let rate = throughput(instances, events).await;
+                println!(
+                    "throughput: {instances} worker instance(s), {events} events, 32 partitions, 100 tickets: {rate:.0} events/s"
+                );
+            }
         }
-        let (p50, p99, max) = latency(300).await;
+        let l = latency(rate, secs).await;
         println!(
-            "webhook -> proposal through ingress (300 sequential events): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3
+            "webhook -> pending approval, 2 worker processes, 100 tickets: offered {:.0} events/s, \
+             achieved {:.0} events/s end to end ({} events)",
+            l.offered, l.achieved, l.events
         );
+        println!("  ingress 200 -> zengate.approval.requested: {}", percentiles(&l.proposed));
+        println!("  ingress 200 -> pending item (approvals bucket): {}", percentiles(&l.pending));
+        println!("  target: p99 < 50 ms at 200 events/s");
+        for (name, idle, peak) in &l.rss {
+            println!("  RSS {name}: idle {idle:.1} MiB, peak (VmHWM) {peak:.1} MiB");
+        }
     });
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -1,120 +1,200 @@
-//! Issuance throughput and latency with the Redis user lookup, against the
-//! same server's `/healthz` in the same run (private nats-server and
-//! redis-server): 64 concurrent HTTP clients, a fixed duration each.
+//! Issuance throughput and latency against the same server's `/healthz`, in
+//! the same run, with the same HTTP client: the release `auth` binary runs as
+//! a child process exactly as deployed (JSON logs at INFO to a file, spans,
+//! a private nats-server and redis-server), users are looked up in Redis and
+//! both rate-limit counters are exercised (limits set out of reach).
 //!
-//! `cargo bench -p auth` (env `BENCH_SECS`, default 5, per phase).
+//! For 16 and 64 connections it runs `/healthz`, `POST /webhook/zendesk-jwt`
+//! and `GET /webhook/chat-token` for `BENCH_SECS` (default 3) each, repeated
+//! `BENCH_ROUNDS` times (default 3, interleaved so machine load hits every
+//! target alike), and prints the median events/s, p50, p99, the server's CPU
+//! per request and the ratio to `/healthz`; then the service's RSS at idle
+//! and its peak.
+//!
+//! `cargo bench -p auth --bench issue` (`AUTH_BENCH_BIN=<path>` runs another
+//! build of the binary, e.g. a saved copy of the previous version, for a
+//! before/after comparison under the same machine load).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth::Application;
-use auth::config::{AuthConfig, LookupConfig};
-use auth::keys::{KeySources, SecretSource};
 use auth::users::{NewUser, RedisUsers};
-use zengate_core::Secret;
-use zengate_runtime::Shutdown;
 use zengate_runtime::redis_store::RedisStore;
-use zengate_testkit::{NatsServer, RedisServer};
+use zengate_testkit::{
+    NatsServer, ProcStats, RedisServer, ServiceProcess, free_port, proc_stats, service_binary,
+};
 
-const CLIENTS: usize = 64;
+const CONNECTIONS: [usize; 2] = [16, 64];
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Healthz,
+    Widget,
+    Chat,
+}
+
+impl Target {
+    const ALL: [Target; 3] = [Target::Healthz, Target::Widget, Target::Chat];
+
+    fn label(self) -> &'static str {
+        match self {
+            Target::Healthz => "GET /healthz",
+            Target::Widget => "POST /webhook/zendesk-jwt?user_token=…",
+            Target::Chat => "GET /webhook/chat-token (Bearer)",
+        }
+    }
+
+    fn request(self, http: &reqwest::Client, base: &str, token: &str) -> reqwest::RequestBuilder {
+        match self {
+            Target::Healthz => http.get(format!("{base}/healthz")),
+            Target::Widget => http.post(format!("{base}/webhook/zendesk-jwt?user_token={token}")),
+            Target::Chat => http
+                .get(format!("{base}/webhook/chat-token"))
+                .bearer_auth(token),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
 struct Phase {
-    requests: u64,
-    secs: f64,
+    rate: f64,
     p50: Duration,
     p99: Duration,
+    /// Server CPU time per request.
+    cpu_per_req: Duration,
 }
 
-impl Phase {
-    fn rate(&self) -> f64 {
-        self.requests as f64 / self.secs
-    }
-}
-
-async fn phase(
-    http: &reqwest::Client,
+struct Bench {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<Vec<String>>,
+    pid: u32,
     secs: u64,
-    make: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
-) -> Phase {
-    let make = Arc::new(make);
-    let started = Instant::now();
-    let until = started + Duration::from_secs(secs);
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let http = http.clone();
-            let make = make.clone();
-            tokio::spawn(async move {
-                let mut lat = Vec::with_capacity(4096);
-                while Instant::now() < until {
-                    let t = Instant::now();
-                    let res = make(&http, i).send().await.expect("request");
-                    assert_eq!(res.status(), 200);
-                    let _ = res.bytes().await.expect("body");
-                    lat.push(t.elapsed());
-                }
-                lat
+}
+
+impl Bench {
+    async fn phase(&self, target: Target, connections: usize, secs: f64) -> Phase {
+        let before = self.stats();
+        let started = Instant::now();
+        let until = started + Duration::from_secs_f64(secs);
+        let tasks: Vec<_> = (0..connections)
+            .map(|i| {
+                let http = self.http.clone();
+                let base = self.base.clone();
+                let tokens = self.tokens.clone();
+                tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(16 * 1024);
+                    while Instant::now() < until {
+                        let t = Instant::now();
+                        let res = target
+                            .request(&http, &base, &tokens[i])
+                            .send()
+                            .await
+                            .expect("request");
+                        assert_eq!(res.status(), 200, "{}", target.label());
+                        let _ = res.bytes().await.expect("body");
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
             })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("client task"));
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("client task"));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let after = self.stats();
+        all.sort_unstable();
+        let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+        Phase {
+            rate: all.len() as f64 / elapsed,
+            p50: pick(0.50),
+            p99: pick(0.99),
+            cpu_per_req: (after.cpu.saturating_sub(before.cpu)) / all.len().max(1) as u32,
+        }
     }
-    let secs = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Phase {
-        requests: all.len() as u64,
-        secs,
-        p50: pick(0.50),
-        p99: pick(0.99),
+
+    fn stats(&self) -> ProcStats {
+        proc_stats(self.pid).expect("the auth process is running")
     }
+
+    /// Waits until the background audit publisher has caught up, so its
+    /// backlog does not share the CPU with the next phase.
+    async fn drain_audits(&self) {
+        let metrics = format!("{}/metrics", self.base);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let text = self.http.get(&metrics).send().await.unwrap();
+            let text = text.text().await.unwrap();
+            if zengate_testkit::metric_value(&text, "zengate_auth_audit_buffered") == 0.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn median<T: Copy>(mut v: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let secs: u64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let secs: u64 = env_or("BENCH_SECS", 3);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let nats = NatsServer::start().await;
     let redis = RedisServer::start().await;
-    let config = AuthConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        nats: nats.url().into(),
-        redis: redis.url().into(),
-        http: Default::default(),
-        redis_timeout: Duration::from_secs(1),
-        keys: KeySources {
-            widget: SecretSource::Inline(Secret::new("bench-shared-secret")),
-            messaging: None,
-            messaging_keys: None,
-        },
-        token_ttl: Duration::from_secs(300),
-        secret_poll: Duration::from_secs(3600),
-        allowed_origins: vec![],
-        lookup: LookupConfig::Redis,
-        audit_buffer: 1_000_000,
-        publish_timeout: Duration::from_secs(2),
-        // The limits are exercised (two Redis counters per request) but set
-        // high enough not to refuse the benchmark's own traffic.
-        rate_limit_per_token: u64::MAX / 2,
-        rate_limit_per_ip: u64::MAX / 2,
-        trusted_proxies: vec![],
-    };
-    let app = Application::build(config).await.expect("auth builds");
-    let addr = app.local_addr().unwrap();
-    let shutdown = Shutdown::new();
-    let s = shutdown.clone();
-    let server = tokio::spawn(async move { app.run(s).await.expect("auth runs") });
+    let logs = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let limit = (u64::MAX / 2).to_string();
+    let mut auth = ServiceProcess::spawn(
+        "auth",
+        std::env::var_os("AUTH_BENCH_BIN")
+            .map(Into::into)
+            .unwrap_or_else(|| service_binary("auth")),
+        vec![
+            ("AUTH_ADDR".into(), addr.clone()),
+            ("NATS_URL".into(), nats.url().into()),
+            ("REDIS_URL".into(), redis.url()),
+            (
+                "ZENDESK_JWT_SHARED_SECRET".into(),
+                "bench-shared-secret".into(),
+            ),
+            ("AUTH_AUDIT_BUFFER".into(), "1000000".into()),
+            ("AUTH_RATE_LIMIT_PER_TOKEN".into(), limit.clone()),
+            ("AUTH_RATE_LIMIT_PER_IP".into(), limit),
+            ("RUST_LOG".into(), "info".into()),
+            ("LOG_FORMAT".into(), "json".into()),
+        ],
+        logs.path(),
+    );
+    auth.wait_ready(&addr).await;
+    let pid = auth.pid().expect("auth runs");
 
     let users = RedisUsers::new(Arc::new(
         RedisStore::from_url(&redis.url(), Duration::from_secs(2)).unwrap(),
     ));
     let mut tokens = Vec::new();
-    for i in 0..CLIENTS {
+    for i in 0..CONNECTIONS[CONNECTIONS.len() - 1] {
         let (t, _) = users
             .add(NewUser {
                 name: format!("Bench {i}"),
@@ -126,72 +206,74 @@ async fn main() {
             .unwrap();
         tokens.push(t.expose().to_owned());
     }
-    let tokens = Arc::new(tokens);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .build()
-        .unwrap();
-    let base = format!("http://{addr}");
+    let bench = Bench {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(CONNECTIONS[CONNECTIONS.len() - 1])
+            .build()
+            .unwrap(),
+        base: format!("http://{addr}"),
+        tokens: Arc::new(tokens),
+        pid,
+        secs,
+    };
+    let idle = bench.stats();
 
-    // warm-up
-    let b = base.clone();
-    let t = tokens.clone();
-    phase(&http, 1, move |h, i| {
-        h.get(format!("{b}/webhook/chat-token")).bearer_auth(&t[i])
-    })
-    .await;
-
-    let b = base.clone();
-    let t = tokens.clone();
-    let issue = phase(&http, secs, move |h, i| {
-        h.post(format!("{b}/webhook/zendesk-jwt?user_token={}", t[i]))
-    })
-    .await;
-    // Let the audit backlog drain so it does not share the CPU with /healthz.
-    let metrics = format!("{base}/metrics");
-    let drained = Instant::now();
-    loop {
-        let text = http
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let buffered = text
-            .lines()
-            .find_map(|l| l.strip_prefix("zengate_auth_audit_buffered "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if buffered == 0.0 || drained.elapsed() > Duration::from_secs(30) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Warm-up: connections, the Redis pool, allocator arenas.
+    for target in [Target::Chat, Target::Healthz] {
+        bench.phase(target, CONNECTIONS[1], 1.0).await;
     }
-    let b = base.clone();
-    let health = phase(&http, secs, move |h, _| h.get(format!("{b}/healthz"))).await;
+    bench.drain_audits().await;
 
-    println!("auth issuance benchmark: {CLIENTS} concurrent clients, {secs} s per phase");
-    println!(
-        "  issue   (POST /webhook/zendesk-jwt, Redis lookup + 2 rate-limit counters + audit): {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests)",
-        issue.rate(),
-        issue.p50.as_secs_f64() * 1e3,
-        issue.p99.as_secs_f64() * 1e3,
-        issue.requests
-    );
-    println!(
-        "  healthz (GET /healthz):                                                           {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests)",
-        health.rate(),
-        health.p50.as_secs_f64() * 1e3,
-        health.p99.as_secs_f64() * 1e3,
-        health.requests
-    );
-    println!(
-        "  ratio issue/healthz: {:.2} (target >= 0.5)",
-        issue.rate() / health.rate()
-    );
+    // results[c][t] = one Phase per round; ratios[c][t] per round.
+    let mut results = vec![vec![Vec::new(); Target::ALL.len()]; CONNECTIONS.len()];
+    let mut ratios = vec![vec![Vec::new(); Target::ALL.len()]; CONNECTIONS.len()];
+    let mut peak_rss = 0;
+    for _ in 0..rounds {
+        for (c, &connections) in CONNECTIONS.iter().enumerate() {
+            let mut round = Vec::new();
+            for target in Target::ALL {
+                let p = bench.phase(target, connections, bench.secs as f64).await;
+                peak_rss = peak_rss.max(bench.stats().rss_kib);
+                bench.drain_audits().await;
+                round.push(p);
+            }
+            for (t, p) in round.iter().enumerate() {
+                results[c][t].push(*p);
+                ratios[c][t].push(p.rate / round[0].rate);
+            }
+        }
+    }
+    let end = bench.stats();
 
-    shutdown.trigger();
-    let _ = server.await;
+    println!(
+        "auth issuance benchmark: release binary, JSON logs at INFO, Redis lookup + 2 rate-limit \
+         counters + audit; {secs} s per phase, median of {rounds} interleaved rounds"
+    );
+    println!(
+        "{:>5}  {:<40} {:>9} {:>8} {:>8} {:>12} {:>8}",
+        "conns", "target", "events/s", "p50 ms", "p99 ms", "CPU/req µs", "ratio"
+    );
+    for (c, &connections) in CONNECTIONS.iter().enumerate() {
+        for (t, target) in Target::ALL.iter().enumerate() {
+            let p = median(results[c][t].clone(), |p| p.rate);
+            let ratio = median(ratios[c][t].clone(), |r| *r);
+            println!(
+                "{connections:>5}  {:<40} {:>9.0} {:>8.2} {:>8.2} {:>12.1} {:>7.2}x",
+                target.label(),
+                p.rate,
+                ms(p.p50),
+                ms(p.p99),
+                p.cpu_per_req.as_secs_f64() * 1e6,
+                ratio
+            );
+        }
+    }
+    println!("target: issuance >= 0.60x /healthz at each connection count");
+    println!(
+        "auth RSS: idle {:.1} MiB, largest seen after a phase {:.1} MiB, peak (VmHWM) {:.1} MiB",
+        mib(idle.rss_kib),
+        mib(peak_rss),
+        mib(end.peak_rss_kib)
+    );
+    auth.kill().await;
 }

@@ -13,14 +13,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
-use zengate_core::events::short_hash;
 use zengate_runtime::error::ApiError;
 
 use crate::app::AppState;
 use crate::issue::{IssueError, Kind};
 use crate::users::{
     Lookup, LookupError, TokenShape, USER_KEY_PREFIX, UserLookup, UserRecord, check_token,
-    parse_record, token_sha256,
+    parse_record, short_token_hash, token_sha256,
 };
 
 /// Rate-limit window.
@@ -305,8 +304,8 @@ async fn serve(
             }
             TokenShape::Ok => token.unwrap_or_default(),
         };
-        let user_hash = short_hash(token);
         let token_sha = token_sha256(token);
+        let user_hash = short_token_hash(&token_sha);
 
         let looked_up =
             match limit_then_lookup(app, &client_ip.to_string(), &token_sha, &user_hash).await {
@@ -387,10 +386,32 @@ async fn serve(
 
 type Check = (String, u64, &'static str, &'static str);
 
-/// Per-IP and per-token fixed windows (the same counters as
-/// `RedisStore::hit`) in one atomic pipeline, followed by the user lookup.
-/// With the Redis backend the lookup `GET` rides in the same pipeline: one
-/// Redis round trip per request. Redis trouble skips the limits (warning and
+/// Per-IP and per-token fixed windows (the same commands as
+/// `RedisStore::hit`), then the user lookup, as one atomic script: one Redis
+/// command and one round trip per request. `KEYS` are the counters, then
+/// the user record when Redis is the lookup backend; `ARGV` the window in
+/// seconds and the number of counters. Replies `count, ttl` per counter,
+/// then the record (nil when unknown).
+static LIMITS_THEN_USER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local out = {}
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  redis.call('SET', KEYS[i], 0, 'EX', ARGV[1], 'NX')
+  out[2 * i - 1] = redis.call('INCR', KEYS[i])
+  out[2 * i] = redis.call('TTL', KEYS[i])
+end
+if #KEYS > n then
+  out[2 * n + 1] = redis.call('GET', KEYS[n + 1])
+end
+return out
+",
+    )
+});
+
+/// Per-IP and per-token fixed windows and, with the Redis backend, the user
+/// lookup in the same script ([`LIMITS_THEN_USER`]). Redis trouble skips the limits (warning and
 /// counter) rather than refusing everyone; `Err` is a rate-limit refusal.
 async fn limit_then_lookup(
     app: &AppState,
@@ -419,25 +440,15 @@ async fn limit_then_lookup(
     if checks.is_empty() && !redis_lookup {
         return Ok(app.lookup.lookup(token_sha).await);
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+    let mut script = LIMITS_THEN_USER.prepare_invoke();
     for (key, _, _, _) in &checks {
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(0)
-            .arg("EX")
-            .arg(WINDOW.as_secs())
-            .arg("NX")
-            .ignore()
-            .cmd("INCR")
-            .arg(key)
-            .cmd("TTL")
-            .arg(key);
+        script.key(key);
     }
     if redis_lookup {
-        pipe.cmd("GET").arg(format!("{USER_KEY_PREFIX}{token_sha}"));
+        script.key(format!("{USER_KEY_PREFIX}{token_sha}"));
     }
-    let values: Vec<redis::Value> = match app.redis.pipeline(&pipe).await {
+    script.arg(WINDOW.as_secs()).arg(checks.len());
+    let values: Vec<redis::Value> = match app.redis.script(&script).await {
         Ok(v) => v,
         Err(e) => {
             if !checks.is_empty() {

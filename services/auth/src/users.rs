@@ -67,6 +67,12 @@ pub fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The short hash logged and audited for a token (`events::short_hash`),
+/// taken from its SHA-256 hex instead of hashing the token a second time.
+pub fn short_token_hash(token_sha256: &str) -> String {
+    token_sha256[..12.min(token_sha256.len())].to_owned()
+}
+
 /// A fresh user_token: 32 random bytes, base64url without padding (43 chars).
 pub fn generate_user_token() -> Result<Secret, getrandom::Error> {
     let mut buf = [0u8; 32];
@@ -399,6 +405,10 @@ mod tests {
         );
         assert_eq!(check_token(Some("abc-DEF_0123456789")), TokenShape::Ok);
         let t = generate_user_token().unwrap();
+        assert_eq!(
+            short_token_hash(&token_sha256(t.expose())),
+            zengate_core::events::short_hash(t.expose())
+        );
         assert_eq!(t.expose().len(), 43);
         assert_eq!(check_token(Some(t.expose())), TokenShape::Ok);
     }

@@ -8,7 +8,7 @@
 //! ([`ServiceProcess`]). [`Infra`] bundles NATS and Redis with a JetStream
 //! handle, [`TestService`] runs a service on port 0 and scrapes its metrics,
 //! [`init_telemetry`] sets up logging once, [`eventually`] awaits a condition
-//! with a deadline.
+//! with a deadline, [`proc_stats`] reads a process's memory and CPU time.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod binaries;
@@ -17,6 +17,7 @@ mod infra;
 mod logs;
 mod nats;
 mod process;
+mod procstat;
 mod redis;
 mod service;
 mod telemetry;
@@ -28,6 +29,7 @@ pub use infra::{Infra, read_all};
 pub use logs::LogCapture;
 pub use nats::NatsServer;
 pub use process::{ServiceProcess, owns_local_port, service_binary, signal};
+pub use procstat::{ProcStats, proc_stats};
 pub use redis::{RedisServer, RedisTls};
 pub use service::TestService;
 pub use telemetry::init_telemetry;
