@@ -139,10 +139,7 @@ impl WorkerConfig {
                 "must be positive",
             ));
         }
-        // Short: a message can wait for the next pull request after its
-        // partition's previous one is acked, so the expiry bounds the
-        // latency tail (p99 35-550 ms at 2 s, 8 ms at 250 ms, 200 events/s).
-        let fetch_wait = env.duration_or("WORKER_FETCH_WAIT", Duration::from_millis(250))?;
+        let fetch_wait = env.duration_or("WORKER_FETCH_WAIT", Duration::from_secs(2))?;
         if fetch_wait < Duration::from_millis(100) {
             return Err(ConfigError::invalid(
                 "WORKER_FETCH_WAIT",
