@@ -20,6 +20,8 @@ use zengate_runtime::bus::{self, BusError};
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
 
+use crate::breaker::{BreakerSettings, GuardedRedis};
+use crate::budget::BodyBudget;
 use crate::config::IngressConfig;
 use crate::dedup::Dedup;
 use crate::metrics::{IngressMetrics, StatusLabel};
@@ -42,6 +44,7 @@ pub struct AppState {
     pub rules: Rules,
     pub js: async_nats::jetstream::Context,
     pub dedup: Dedup,
+    pub budget: BodyBudget,
     pub publish_timeout: Duration,
     pub metrics: IngressMetrics,
 }
@@ -52,6 +55,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     client: async_nats::Client,
+    /// Stops the background work (the Redis prober) once serving ends.
+    background: Shutdown,
 }
 
 impl Application {
@@ -71,9 +76,29 @@ impl Application {
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zendesk_stream_config(&config.stream)).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
+        let redis_client = config
+            .redis
+            .client()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
 
         let mut registry = Registry::default();
         let metrics = IngressMetrics::register(&mut registry);
+        let background = Shutdown::new();
+        let guarded = GuardedRedis::start(
+            redis_client,
+            BreakerSettings {
+                timeout: config.redis_timeout,
+                probe_interval: config.redis_probe_interval,
+            },
+            metrics.breaker.clone(),
+            &background,
+        )
+        .await;
+        let dedup = Dedup::start(
+            guarded,
+            config.dedup_horizon,
+            metrics.redis_unrecorded.clone(),
+        );
         let state = Arc::new(AppState {
             rules: Rules {
                 secrets: config.secrets.clone(),
@@ -83,7 +108,11 @@ impl Application {
                 signature_max_age: config.signature_max_age,
             },
             js: js.clone(),
-            dedup: Dedup::new(redis.clone(), config.dedup_horizon),
+            dedup,
+            budget: BodyBudget::new(
+                config.max_inflight_bytes,
+                metrics.inflight_body_bytes.clone(),
+            ),
             publish_timeout: config.publish_timeout,
             metrics,
         });
@@ -114,6 +143,7 @@ impl Application {
             listener,
             router,
             client,
+            background,
         })
     }
 
@@ -129,6 +159,7 @@ impl Application {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { wait.wait().await })
             .await?;
+        self.background.trigger();
         zengate_runtime::bus::flush_bounded(&self.client).await;
         tracing::info!("ingress stopped");
         Ok(())

@@ -3,49 +3,130 @@
 //! Order of operations keeps a failed publish from ever becoming "already
 //! seen": the key is only written after JetStream acknowledged the event.
 //! Races between concurrent copies (and crashes between ack and write) are
-//! covered by JetStream's `Nats-Msg-Id` duplicate window.
+//! covered by JetStream's `Nats-Msg-Id` duplicate window, which is also all
+//! there is while Redis is down (the breaker is open).
+//!
+//! Writes leave the request path: acknowledged ids go to one writer task that
+//! sends them to Redis in pipelined batches, and keeps a bounded backlog while
+//! the breaker is open so the ids of events received during an outage are
+//! still recorded once Redis is back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use zengate_runtime::redis_store::{RedisStore, StoreError};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+use crate::breaker::{GuardedRedis, RedisUnavailable};
+
+/// Key prefix of a remembered event id.
+pub const KEY_PREFIX: &str = "zengate:ingress:seen:";
+
+/// Ids waiting to be written (while Redis is slow or down) beyond which new
+/// ones are dropped and counted.
+const BACKLOG: usize = 16 * 1024;
+
+/// Tries of one batch while Redis answers (a closed breaker) but fails.
+const WRITE_ATTEMPTS: u32 = 5;
+const WRITE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Ids written per pipeline.
+const BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct Dedup {
-    store: Arc<RedisStore>,
-    horizon: Duration,
+    redis: Arc<GuardedRedis>,
+    writes: mpsc::Sender<String>,
+    unrecorded: Counter,
+}
+
+fn key(msg_id: &str) -> String {
+    let mut k = String::with_capacity(KEY_PREFIX.len() + msg_id.len());
+    k.push_str(KEY_PREFIX);
+    k.push_str(msg_id);
+    k
 }
 
 impl Dedup {
-    pub fn new(store: Arc<RedisStore>, horizon: Duration) -> Self {
-        Self { store, horizon }
-    }
-
-    fn key(msg_id: &str) -> String {
-        format!("zengate:ingress:seen:{msg_id}")
+    /// Starts the writer task; it ends once every `Dedup` clone is dropped.
+    pub fn start(redis: Arc<GuardedRedis>, horizon: Duration, unrecorded: Counter) -> Self {
+        let (writes, rx) = mpsc::channel(BACKLOG);
+        tokio::spawn(write_batches(
+            redis.clone(),
+            horizon.as_secs().max(1),
+            rx,
+            unrecorded.clone(),
+        ));
+        Self {
+            redis,
+            writes,
+            unrecorded,
+        }
     }
 
     /// Whether this event was already made durable within the horizon.
-    pub async fn seen(&self, msg_id: &str) -> Result<bool, StoreError> {
+    pub async fn seen(&self, msg_id: &str) -> Result<bool, RedisUnavailable> {
+        let key = key(msg_id);
         let n: u64 = self
-            .store
-            .query(redis::cmd("EXISTS").arg(Self::key(msg_id)))
+            .redis
+            .run(|mut c| async move { redis::cmd("EXISTS").arg(&key).query_async(&mut c).await })
             .await?;
         Ok(n > 0)
     }
 
-    /// Records a durable event. Call only after the PubAck.
-    pub async fn remember(&self, msg_id: &str) -> Result<(), StoreError> {
-        let _: () = self
-            .store
-            .query(
-                redis::cmd("SET")
-                    .arg(Self::key(msg_id))
+    /// Records a durable event (call only after the PubAck). Never waits: the
+    /// id is queued for the writer, or counted as unrecorded when the backlog
+    /// is full.
+    pub fn remember(&self, msg_id: &str) {
+        if self.writes.try_send(key(msg_id)).is_err() {
+            self.unrecorded.inc();
+        }
+    }
+}
+
+async fn write_batches(
+    redis: Arc<GuardedRedis>,
+    horizon_secs: u64,
+    mut rx: mpsc::Receiver<String>,
+    unrecorded: Counter,
+) {
+    let mut state = redis.watch();
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        for attempt in 1.. {
+            // While the breaker is open, hold the batch (the channel holds the
+            // rest) until Redis answers again.
+            if state.wait_for(|open| !*open).await.is_err() {
+                return;
+            }
+            let mut pipe = redis::pipe();
+            for k in &batch {
+                pipe.cmd("SET")
+                    .arg(k)
                     .arg(1)
                     .arg("EX")
-                    .arg(self.horizon.as_secs().max(1)),
-            )
-            .await?;
-        Ok(())
+                    .arg(horizon_secs)
+                    .ignore();
+            }
+            let pipe = &pipe;
+            match redis
+                .run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await
+            {
+                Ok(()) => break,
+                // Redis answers but refuses the writes (the breaker stays
+                // closed): give up on this batch after a few tries.
+                Err(e) if attempt >= WRITE_ATTEMPTS => {
+                    tracing::warn!(error = %e, ids = batch.len(), "event ids not recorded in redis");
+                    unrecorded.inc_by(batch.len() as u64);
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, ids = batch.len(), "event ids not recorded yet; retrying");
+                    tokio::time::sleep(WRITE_RETRY_PAUSE).await;
+                }
+            }
+        }
+        batch.clear();
     }
 }

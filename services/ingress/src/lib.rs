@@ -5,6 +5,8 @@
 //! status so Zendesk retries exactly the deliveries worth retrying.
 
 pub mod app;
+pub mod breaker;
+pub mod budget;
 pub mod config;
 pub mod dedup;
 pub mod metrics;

@@ -3,8 +3,11 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::breaker::BreakerMetrics;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
@@ -29,6 +32,9 @@ pub struct IngressMetrics {
     pub dedup_hits: Family<SourceLabel, Counter>,
     pub published: Counter,
     pub redis_degraded: Counter,
+    pub breaker: BreakerMetrics,
+    pub redis_unrecorded: Counter,
+    pub inflight_body_bytes: Gauge,
 }
 
 impl IngressMetrics {
@@ -40,6 +46,9 @@ impl IngressMetrics {
             dedup_hits: Family::default(),
             published: Counter::default(),
             redis_degraded: Counter::default(),
+            breaker: BreakerMetrics::default(),
+            redis_unrecorded: Counter::default(),
+            inflight_body_bytes: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("zengate_ingress");
         r.register(
@@ -69,8 +78,28 @@ impl IngressMetrics {
         );
         r.register(
             "redis_degraded",
-            "Requests served without Redis dedup because Redis failed",
+            "Requests served without the Redis dedup check (Redis failed, or its breaker was open)",
             m.redis_degraded.clone(),
+        );
+        r.register(
+            "redis_breaker_open",
+            "1 while the Redis breaker is open (Redis skipped, dedup on the JetStream window alone)",
+            m.breaker.open.clone(),
+        );
+        r.register(
+            "redis_breaker_trips",
+            "Times the Redis breaker opened",
+            m.breaker.trips.clone(),
+        );
+        r.register(
+            "redis_unrecorded",
+            "Durable event ids never written to Redis (write backlog full during an outage)",
+            m.redis_unrecorded.clone(),
+        );
+        r.register(
+            "inflight_body_bytes",
+            "Request body bytes reserved against INGRESS_MAX_INFLIGHT_BYTES",
+            m.inflight_body_bytes.clone(),
         );
         m
     }

@@ -28,6 +28,7 @@ mod client;
 mod events;
 mod minimal;
 mod procs;
+#[path = "../../tests/support/redis_faults.rs"]
 mod redis_faults;
 
 use std::sync::Arc;

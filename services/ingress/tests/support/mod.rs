@@ -1,6 +1,10 @@
 //! `spawn_app` for ingress tests: private NATS + Redis, the app on port 0.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis_faults;
+
+use redis_faults::Fault;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -25,7 +29,9 @@ pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
         signature_max_age: None,
         dedup_horizon: Duration::from_secs(3600),
         publish_timeout: Duration::from_secs(3),
-        redis_timeout: Duration::from_millis(250),
+        redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
+        redis_probe_interval: Duration::from_millis(100),
+        max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
         stream: ZendeskStreamSettings::default(),
     }
 }
@@ -66,12 +72,33 @@ impl TestApp {
     }
 
     pub async fn start_with(tweak: impl Fn(&mut IngressConfig)) -> Self {
+        Self::start_inner(tweak, None).await.0
+    }
+
+    /// An ingress that reaches its Redis through a proxy delaying every
+    /// request by `delay` (adjustable through the returned proxy).
+    pub async fn start_behind_slow_proxy(delay: Duration) -> (Self, Fault) {
+        let (app, proxy) = Self::start_inner(|_| {}, Some(delay)).await;
+        (app, proxy.expect("proxy started"))
+    }
+
+    async fn start_inner(
+        tweak: impl Fn(&mut IngressConfig),
+        slow_redis: Option<Duration>,
+    ) -> (Self, Option<Fault>) {
         telemetry();
         // reqwest is built without a default TLS provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = NatsServer::start().await;
         let redis = RedisServer::start().await;
         let mut config = config(&nats.url(), &redis.url());
+        let mut proxy = None;
+        if let Some(delay) = slow_redis {
+            let upstream = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+            let p = Fault::slow(upstream, delay).await;
+            config.redis = p.url().as_str().into();
+            proxy = Some(p);
+        }
         tweak(&mut config);
         let app = Application::build(config.clone())
             .await
@@ -83,7 +110,7 @@ impl TestApp {
             app.run(s).await.expect("ingress runs");
         });
         let client = async_nats::connect(nats.url()).await.unwrap();
-        Self {
+        let app = Self {
             addr,
             nats,
             redis,
@@ -92,7 +119,8 @@ impl TestApp {
             shutdown,
             config,
             join,
-        }
+        };
+        (app, proxy)
     }
 
     pub fn base(&self) -> String {
@@ -194,6 +222,16 @@ impl TestApp {
             .await
             .unwrap();
         zengate_testkit::metric_value(&text, series)
+    }
+
+    /// Waits until `/metrics` shows `want` for `series`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        eventually(
+            &format!("{series} = {want}"),
+            Duration::from_secs(10),
+            || async { (self.metric(series).await == want).then_some(()) },
+        )
+        .await;
     }
 
     async fn redis_conn(&self) -> Option<redis::aio::MultiplexedConnection> {
