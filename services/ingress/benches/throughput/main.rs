@@ -12,6 +12,9 @@
 //! idle, at the bench's peak, under 400 parallel 1 MiB deliveries with forged
 //! signatures, and after that burst.
 //!
+//! `BENCH_PARTS` picks parts (`throughput,redis,memory`; all by default),
+//! `BENCH_INGRESS_ENV` (`NAME=value,…`) adds ingress settings,
+//! `BENCH_PLAIN_MALLOC=1` drops the image's malloc settings, and
 //! `BENCH_EVENTS` (default 20000) sets the events per phase, so a short run is
 //! `BENCH_EVENTS=2000 BENCH_RUNS=1 cargo bench -p ingress`; `BENCH_PHASE_SECS`
 //! (default 30) caps one phase, so a collapsing server is measured over what
@@ -198,6 +201,35 @@ async fn peak_during<F: std::future::Future>(server: &Server, done: F) -> (F::Ou
     (out, sampler.await.expect("sampler"))
 }
 
+/// Whether `part` is selected by `BENCH_PARTS` (all when unset).
+fn part(name: &str) -> bool {
+    std::env::var("BENCH_PARTS")
+        .map(|v| v.split(',').any(|p| p.trim() == name))
+        .unwrap_or(true)
+}
+
+fn table_head(first: &str) {
+    println!(
+        "| {first:<34} | {:>9} | {:>7} | {:>7} | {:>9} |",
+        "events/s", "p50 ms", "p99 ms", "cpu/event"
+    );
+    println!(
+        "|{:-<36}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
+        "", "", "", "", ""
+    );
+}
+
+/// Extra settings for every ingress started, from `BENCH_INGRESS_ENV`
+/// (`NAME=value,NAME=value`), e.g. to compare allocator settings.
+fn ingress_env() -> Vec<(String, String)> {
+    std::env::var("BENCH_INGRESS_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::var(procs::ROLE_VAR).as_deref() == Ok("minimal") {
@@ -206,9 +238,44 @@ async fn main() {
     }
     let total = env_usize("BENCH_EVENTS", 20_000);
     let runs = env_usize("BENCH_RUNS", 3).max(1);
+    let extra = ingress_env();
     let nats = NatsServer::start().await;
     let redis = RedisServer::start().await;
-    let ingress = Server::ingress(&nats.url(), &redis.url(), &[]).await;
+    let ingress = Server::ingress(&nats.url(), &redis.url(), &extra).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = ingress.memory();
+    ingress.reset_peak();
+    println!(
+        "events per phase: {total}, runs: {runs} (median), body ~{} bytes, ingress settings {extra:?}",
+        events::event("x", 0).len(),
+    );
+    println!("before: {}", loadavg());
+
+    if part("throughput") {
+        throughput(&nats, &ingress, total, runs).await;
+    }
+    if part("redis") {
+        redis_states(&nats, &redis, &ingress, &extra, total, runs).await;
+    }
+    if part("memory") {
+        memory(&ingress, idle).await;
+    }
+    println!("after: {}", loadavg());
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| {
+            format!(
+                "loadavg {}",
+                l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// (a), (b) and (c) at 16 and 64 connections, then (a) at half its maximum.
+async fn throughput(nats: &NatsServer, ingress: &Server, total: usize, runs: usize) {
     let minimal = Server::minimal(&nats.url()).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let mut raw_config = zengate_runtime::bus::zendesk_stream_config(&Default::default());
@@ -216,17 +283,13 @@ async fn main() {
     raw_config.subjects = vec!["bench.raw.>".to_owned()];
     js.get_or_create_stream(raw_config).await.unwrap();
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = ingress.memory();
-    ingress.reset_peak();
-
     // Warm-up: connections, streams and caches, not measured.
     let warm = total.clamp(200, 2000);
     http_phase(&minimal, events::signed(PATH, "warm-b", warm), 64, None).await;
-    http_phase(&ingress, events::signed(PATH, "warm-a", warm), 64, None).await;
+    http_phase(ingress, events::signed(PATH, "warm-a", warm), 64, None).await;
     raw_phase(&js, "warm-c", warm, 64).await;
 
-    let mut table = Vec::new();
+    let mut max_rate = 1000.0;
     let mut rss_peak = 0u64;
     for conns in [16usize, 64] {
         let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -235,27 +298,59 @@ async fn main() {
             let reqs = events::signed(PATH, &format!("b{conns}-{run}"), total);
             b.push(http_phase(&minimal, reqs, conns, None).await);
             let reqs = events::signed(PATH, &format!("a{conns}-{run}"), total);
-            let (row, peak) = peak_during(&ingress, http_phase(&ingress, reqs, conns, None)).await;
+            let (row, peak) = peak_during(ingress, http_phase(ingress, reqs, conns, None)).await;
             rss_peak = rss_peak.max(peak);
             a.push(row);
         }
-        table.push((conns, median(&a), median(&b), median(&c)));
+        let (a, b, c) = (median(&a), median(&b), median(&c));
+        println!();
+        println!("{conns} connections");
+        table_head("target");
+        print_row("(a) ingress (release binary)", &a);
+        print_row("(b) minimal verify-and-publish", &b);
+        print_row("(c) raw JetStream publish+ack", &c);
+        println!(
+            "ratio a/b: {:.2}   a/c: {:.2}   b/c: {:.2}",
+            a.stats.per_sec / b.stats.per_sec,
+            a.stats.per_sec / c.stats.per_sec,
+            b.stats.per_sec / c.stats.per_sec
+        );
+        max_rate = a.stats.per_sec;
     }
-    let after_load = ingress.memory();
 
     // Open loop at half the ingress's own maximum (64 connections).
-    let max_rate = table.last().map(|t| t.1.stats.per_sec).unwrap_or(1000.0);
     let half = max_rate / 2.0;
     let paced = http_phase(
-        &ingress,
+        ingress,
         events::signed(PATH, "half", (total / 2).max(1000)),
         64,
         Some(half),
     )
     .await;
+    println!();
+    println!(
+        "ingress open loop at half its 64-connection max ({half:.0}/s): p50 {:.2} ms  p99 {:.2} ms  (non-200: {})",
+        ms(paced.stats.p50),
+        ms(paced.stats.p99),
+        paced.stats.failures()
+    );
+    println!(
+        "ingress RSS peak under this load: {:.1} MiB sampled, VmHWM {:.1} MiB",
+        mib(rss_peak),
+        mib(ingress.memory().hwm_kib)
+    );
+}
 
-    // Redis healthy vs refusing vs black-holed vs slow, each its own ingress
-    // started with Redis already in that state.
+/// The ingress with Redis healthy vs refusing vs black-holed vs slow, each its
+/// own process started with Redis already in that state, runs interleaved.
+async fn redis_states(
+    nats: &NatsServer,
+    redis: &RedisServer,
+    ingress: &Server,
+    extra: &[(String, String)],
+    total: usize,
+    runs: usize,
+) {
     let redis_addr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
     let black = Fault::black_hole().await;
     let slow_delay = Duration::from_millis(env_usize("BENCH_REDIS_DELAY_MS", 200) as u64);
@@ -269,25 +364,41 @@ async fn main() {
             Some(slow.url()),
         ),
     ];
-    let mut mode_servers = Vec::new();
+    let mut servers = Vec::new();
     for (_, url) in &modes {
-        mode_servers.push(match url {
+        servers.push(match url {
             None => None,
-            Some(u) => Some(Server::ingress(&nats.url(), u, &[]).await),
+            Some(u) => Some(Server::ingress(&nats.url(), u, extra).await),
         });
     }
-    let mut mode_rows: Vec<Vec<Row>> = vec![Vec::new(); modes.len()];
+    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); modes.len()];
     for run in 0..runs {
-        for (m, server) in mode_servers.iter().enumerate() {
-            let server = server.as_ref().unwrap_or(&ingress);
+        for (m, server) in servers.iter().enumerate() {
+            let server = server.as_ref().unwrap_or(ingress);
             let reqs = events::signed(PATH, &format!("redis{m}-{run}"), total);
-            mode_rows[m].push(http_phase(server, reqs, 64, None).await);
+            rows[m].push(http_phase(server, reqs, 64, None).await);
         }
     }
+    println!();
+    println!("ingress at 64 connections by Redis state (each its own process)");
+    table_head("redis");
+    let healthy = median(&rows[0]).stats.per_sec;
+    for ((name, _), rows) in modes.iter().zip(&rows) {
+        let row = median(rows);
+        print_row(
+            &format!("{name} ({:.2}x)", row.stats.per_sec / healthy),
+            &row,
+        );
+        if row.stats.failures() > 0 {
+            println!("  non-200: {:?}", row.stats.statuses);
+        }
+    }
+}
 
-    // 400 parallel 1 MiB deliveries with forged but well-formed signatures.
+/// 400 parallel 1 MiB deliveries with forged but well-formed signatures.
+async fn memory(ingress: &Server, idle: procs::Memory) {
+    let before = ingress.memory();
     ingress.reset_peak();
-    let before_burst = ingress.memory();
     let forged = events::forged_mib(PATH, 0);
     let burst = async {
         let sends = (0..BURST).map(|_| {
@@ -300,88 +411,23 @@ async fn main() {
         }
         statuses
     };
-    let (burst_statuses, burst_sampled) = peak_during(&ingress, burst).await;
-    let burst_mem = ingress.memory();
+    let (statuses, sampled) = peak_during(ingress, burst).await;
+    let peak = ingress.memory();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after_burst = ingress.memory();
-
-    // The report.
-    println!();
-    println!(
-        "events per phase: {total}, runs: {runs} (median), body ~{} bytes, machine: {}",
-        events::event("x", 0).len(),
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|l| format!(
-                "loadavg {}",
-                l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-            ))
-            .unwrap_or_default()
-    );
-    for (conns, a, b, c) in &table {
-        println!();
-        println!("{conns} connections");
-        println!(
-            "| {:<34} | {:>9} | {:>7} | {:>7} | {:>9} |",
-            "target", "events/s", "p50 ms", "p99 ms", "cpu/event"
-        );
-        println!(
-            "|{:-<36}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
-            "", "", "", "", ""
-        );
-        print_row("(a) ingress (release binary)", a);
-        print_row("(b) minimal verify-and-publish", b);
-        print_row("(c) raw JetStream publish+ack", c);
-        println!(
-            "ratio a/b: {:.2}   a/c: {:.2}   b/c: {:.2}",
-            a.stats.per_sec / b.stats.per_sec,
-            a.stats.per_sec / c.stats.per_sec,
-            b.stats.per_sec / c.stats.per_sec
-        );
-    }
-    println!();
-    println!(
-        "ingress open loop at half its 64-connection max ({half:.0}/s): p50 {:.2} ms  p99 {:.2} ms  (non-200: {})",
-        ms(paced.stats.p50),
-        ms(paced.stats.p99),
-        paced.stats.failures()
-    );
-    println!();
-    println!("ingress at 64 connections by Redis state (each its own process)");
-    println!(
-        "| {:<34} | {:>9} | {:>7} | {:>7} | {:>9} |",
-        "redis", "events/s", "p50 ms", "p99 ms", "cpu/event"
-    );
-    println!(
-        "|{:-<36}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
-        "", "", "", "", ""
-    );
-    let healthy = median(&mode_rows[0]).stats.per_sec;
-    for ((name, _), rows) in modes.iter().zip(&mode_rows) {
-        let row = median(rows);
-        print_row(
-            &format!("{name} ({:.2}x)", row.stats.per_sec / healthy),
-            &row,
-        );
-        if row.stats.failures() > 0 {
-            println!("  non-200: {:?}", row.stats.statuses);
-        }
-    }
+    let after = ingress.memory();
     println!();
     println!("ingress resident memory (MiB)");
+    println!("| idle | before burst | burst peak (sampled / VmHWM) | 3 s after burst |");
+    println!("|------|--------------|------------------------------|-----------------|");
     println!(
-        "| idle | peak under load (sampled / VmHWM) | burst peak (sampled / VmHWM) | 3 s after burst |"
-    );
-    println!(
-        "| {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} |",
+        "| {:.1} | {:.1} | {:.1} / {:.1} | {:.1} |",
         mib(idle.rss_kib),
-        mib(rss_peak),
-        mib(after_load.hwm_kib),
-        mib(burst_sampled),
-        mib(burst_mem.hwm_kib),
-        mib(after_burst.rss_kib)
+        mib(before.rss_kib),
+        mib(sampled),
+        mib(peak.hwm_kib),
+        mib(after.rss_kib)
     );
     println!(
-        "burst: {BURST} x 1 MiB forged deliveries -> {burst_statuses:?} (0 = connection closed before an answer); RSS before burst {:.1} MiB",
-        mib(before_burst.rss_kib)
+        "burst: {BURST} x 1 MiB forged deliveries -> {statuses:?} (0 = connection closed before an answer)"
     );
 }

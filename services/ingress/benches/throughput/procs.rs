@@ -16,6 +16,19 @@ use crate::events::{ACCOUNT, SECRET};
 /// Environment variable that makes this binary run the minimal server.
 pub const ROLE_VAR: &str = "ZG_BENCH_ROLE";
 
+/// The malloc settings the container image sets (see the Dockerfile); both
+/// servers run with them unless `BENCH_PLAIN_MALLOC=1`.
+const IMAGE_MALLOC: [(&str, &str); 2] = [
+    ("MALLOC_ARENA_MAX", "2"),
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+];
+
+fn image_malloc(cmd: &mut Command) {
+    if std::env::var("BENCH_PLAIN_MALLOC").as_deref() != Ok("1") {
+        cmd.envs(IMAGE_MALLOC);
+    }
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     pub addr: SocketAddr,
@@ -33,7 +46,7 @@ pub struct Memory {
 
 impl Server {
     /// The release ingress on port 0, with `redis_url` and `extra` settings.
-    pub async fn ingress(nats_url: &str, redis_url: &str, extra: &[(&str, String)]) -> Self {
+    pub async fn ingress(nats_url: &str, redis_url: &str, extra: &[(String, String)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingress"));
         cmd.env_clear()
             .env("NATS_URL", nats_url)
@@ -43,6 +56,7 @@ impl Server {
             .env("INGRESS_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info");
+        image_malloc(&mut cmd);
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -54,6 +68,7 @@ impl Server {
         let exe = std::env::current_exe().expect("bench executable");
         let mut cmd = Command::new(exe);
         cmd.env(ROLE_VAR, "minimal").env("NATS_URL", nats_url);
+        image_malloc(&mut cmd);
         Self::spawn(cmd, "minimal listening").await
     }
 
