@@ -65,6 +65,17 @@ fn with<T>(shared: &Shared, f: impl FnOnce(&mut Inner) -> T) -> T {
     f(&mut shared.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
+/// What the stack's simulator answers once its script is used up: a valid
+/// drafter answer handing the ticket to a person.
+pub fn review_note() -> Reply {
+    Reply::json(&json!({
+        "action": "internal_note",
+        "body": "Drafted by the model simulator: please review this ticket.",
+        "reasons": ["model-sim default reply"],
+        "confidence": 0.5,
+    }))
+}
+
 /// Starts simulators.
 #[derive(Debug)]
 pub struct ModelSim;
