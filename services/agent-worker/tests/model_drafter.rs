@@ -83,6 +83,20 @@ async fn one_proposal(h: &Harness) -> ApprovalRequested {
     all.remove(0)
 }
 
+/// An OpenAI-drafting worker with `extra` settings, and its proposal for a
+/// `created` event of `ticket`.
+async fn draft_one(
+    h: &Harness,
+    sim: &ModelSimHandle,
+    ticket: u64,
+    extra: &[(&str, &str)],
+) -> (Worker, ApprovalRequested) {
+    let worker = start(config(h, sim, "openai", extra)).await;
+    h.publish_event(ticket_event("e1", ticket, "created", None))
+        .await;
+    (worker, one_proposal(h).await)
+}
+
 /// Zendesk requests that are not reads of `ticket`, the API user or the
 /// Help Center search.
 fn foreign_requests(h: &Harness, ticket: u64) -> Vec<String> {
@@ -114,16 +128,7 @@ async fn openai_drafts_a_cited_reply_through_tool_calls() {
             &[PRINTER_ARTICLE],
         ),
     ]);
-    let worker = start(config(
-        &h,
-        &sim,
-        "openai",
-        &[("DRAFTER_PRICE_PROMPT_PER_1K", "0.5")],
-    ))
-    .await;
-    h.publish_event(ticket_event("e1", ticket, "created", None))
-        .await;
-    let p = one_proposal(&h).await;
+    let (worker, p) = draft_one(&h, &sim, ticket, &[("DRAFTER_PRICE_PROMPT_PER_1K", "0.5")]).await;
 
     assert_eq!(
         p.action,
@@ -733,21 +738,18 @@ async fn reasoning_models_get_max_completion_tokens_api_key_auth_and_a_strict_sc
             "confidence": 0.7,
         })),
     ]);
-    let worker = start(config(
+    let (worker, p) = draft_one(
         &h,
         &sim,
-        "openai",
+        ticket,
         &[
             ("DRAFTER_AUTH", "api-key"),
             ("DRAFTER_MAX_TOKENS_FIELD", "max_completion_tokens"),
             ("DRAFTER_RESPONSE_FORMAT", "json_schema"),
             ("DRAFTER_MAX_TOKENS", "4096"),
         ],
-    ))
+    )
     .await;
-    h.publish_event(ticket_event("e1", ticket, "created", None))
-        .await;
-    let p = one_proposal(&h).await;
 
     assert_eq!(
         p.action,
@@ -805,16 +807,7 @@ async fn a_refused_parameter_falls_back_and_names_the_parameter() {
     let ticket = h.ticket("Printer on fire");
     sim.push([answer("reply", Some("unused"), &[])]);
     // A compatible-server default (`max_tokens`) against a reasoning model.
-    let worker = start(config(
-        &h,
-        &sim,
-        "openai",
-        &[("DRAFTER_TEMPERATURE", "0.2")],
-    ))
-    .await;
-    h.publish_event(ticket_event("e1", ticket, "created", None))
-        .await;
-    let p = one_proposal(&h).await;
+    let (worker, p) = draft_one(&h, &sim, ticket, &[("DRAFTER_TEMPERATURE", "0.2")]).await;
     let draft = p.context.draft.unwrap();
     assert_eq!(draft.drafter, "rules (fallback)");
     assert!(

@@ -26,6 +26,12 @@ async fn post(http: &reqwest::Client, url: String, body: Value) -> (StatusCode, 
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET /__sim/requests`: `{requests, failures}`.
+async fn requests(http: &reqwest::Client, base: &str) -> Value {
+    let resp = http.get(format!("{base}/__sim/requests")).send().await;
+    resp.unwrap().json().await.unwrap()
+}
+
 fn chat(messages: Value) -> Value {
     json!({"model": "sim-model", "messages": messages, "max_completion_tokens": 64})
 }
@@ -80,14 +86,7 @@ async fn a_script_pushed_over_http_is_answered_in_order_and_recorded() {
     let (status, _) = post(&http, chat_url, both).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let log: Value = http
-        .get(format!("{base}/__sim/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = requests(&http, &base).await;
     let requests = log["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 5);
     assert_eq!(requests[1]["body"], answered);
@@ -179,14 +178,7 @@ async fn the_binary_serves_the_review_note_and_takes_scripts() {
     let (status, overloaded) = post(&http, format!("{base}/v1/messages"), messages("again")).await;
     assert_eq!(status.as_u16(), 529);
     assert_eq!(overloaded["type"], "error");
-    let log: Value = http
-        .get(format!("{base}/__sim/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = requests(&http, &base).await;
     assert_eq!(log["requests"].as_array().unwrap().len(), 2);
     assert_eq!(log["requests"][1]["api"], "anthropic");
     assert_eq!(log["failures"], json!([]));
