@@ -368,6 +368,8 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/events"),
     ("post", "/v1/events/ticket"),
     ("post", "/v1/ticket-requests"),
+    ("get", "/v1/approvals/history"),
+    ("post", "/v1/approvals/{id}/retry"),
     ("get", "/webhook/resume/{id}"),
     ("post", "/webhook/resume/{id}"),
     ("get", "/healthz"),
@@ -447,6 +449,14 @@ async fn openapi_documents_every_route() {
             ["200", "400", "401", "404", "409", "413", "429", "503"]
         );
     }
+    assert_eq!(
+        statuses("get", "/v1/approvals/history"),
+        ["200", "400", "401", "429", "503"]
+    );
+    assert_eq!(
+        statuses("post", "/v1/approvals/{id}/retry"),
+        ["200", "401", "404", "409", "429", "503"]
+    );
     assert_eq!(
         statuses("post", "/v1/events/ticket"),
         ["200", "401", "429", "503"]
