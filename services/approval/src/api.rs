@@ -276,7 +276,7 @@ pub async fn reject(
         (status = 200, description = "retry recorded; the item as stored", body = crate::item::Item),
         (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
         (status = 404, description = "no item with this id", body = zengate_runtime::error::ErrorBody),
-        (status = 409, description = "the item is not `failed` (`not_failed`), a retry is already in flight (`retry_in_flight`) or it carries no valid seal (`unsealed`)", body = zengate_runtime::error::ErrorBody),
+        (status = 409, description = "the item is not `failed` (`not_failed`), a retry is already in flight (`retry_in_flight`), it carries no valid seal (`unsealed`) or it changed while the retry was recorded (`changed`)", body = zengate_runtime::error::ErrorBody),
         (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
         (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
     ),
@@ -293,6 +293,7 @@ pub async fn retry(
         Err(e @ RetryError::NotFailed(_)) => Err(ApiError::conflict("not_failed", e.to_string())),
         Err(e @ RetryError::InFlight) => Err(ApiError::conflict("retry_in_flight", e.to_string())),
         Err(e @ RetryError::Unsealed) => Err(ApiError::conflict("unsealed", e.to_string())),
+        Err(e @ RetryError::Changed) => Err(ApiError::conflict("changed", e.to_string())),
         Err(RetryError::Store(e)) => Err(store_error(&e)),
     }
 }

@@ -124,9 +124,10 @@ impl Application {
 
         let mut registry = Registry::default();
         let metrics = ApprovalMetrics::register(&mut registry);
-        let pending = metrics.pending.clone();
+        let (pending, indexed) = (metrics.pending.clone(), metrics.indexed.clone());
         let store = Arc::new(Store::new(kv, config.recent_limit, move |c| {
             pending.set(i64::try_from(c.pending).unwrap_or(i64::MAX));
+            indexed.set(i64::try_from(c.indexed).unwrap_or(i64::MAX));
         }));
         let state = Arc::new(AppState {
             js: js.clone(),

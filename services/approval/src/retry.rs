@@ -37,6 +37,8 @@ pub enum RetryError {
     InFlight,
     #[error("the item carries no valid release seal")]
     Unsealed,
+    #[error("the item changed meanwhile; reload it")]
+    Changed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,7 +85,7 @@ pub async fn retry(app: &AppState, id: &str, by: String) -> Result<Item, RetryEr
             edits: None,
         });
         if app.store.cas(rev, &next).await?.is_err() {
-            return Err(RetryError::InFlight);
+            return Err(RetryError::Changed);
         }
         app.metrics.decision("retried");
         tracing::info!("retry of a failed write recorded");

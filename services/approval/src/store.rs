@@ -121,6 +121,13 @@ impl Index {
         true
     }
 
+    fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            pending: self.by_state.get(&State::Pending).map_or(0, BTreeSet::len),
+            indexed: self.items.len(),
+        }
+    }
+
     fn remove(&mut self, id: &str) {
         if let Some(old) = self.items.remove(id) {
             let key = sort_key(&old.item);
@@ -145,6 +152,8 @@ pub struct Store {
 #[derive(Debug, Clone, Copy)]
 pub struct StoreCounts {
     pub pending: usize,
+    /// Items in the index.
+    pub indexed: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -199,14 +208,13 @@ impl Store {
 
     fn note(&self, revision: u64, written: OffsetDateTime, item: Item) {
         let item = Arc::new(item);
-        let (applied, pending) = {
+        let (applied, counts) = {
             let mut index = self.write();
             let applied = index.apply(revision, written, item.clone());
-            let pending = index.by_state.get(&State::Pending).map_or(0, BTreeSet::len);
-            (applied, pending)
+            (applied, index.counts())
         };
         if applied {
-            (self.on_change)(&StoreCounts { pending });
+            (self.on_change)(&counts);
             let _ = self.changes.send(item);
         }
     }
@@ -380,6 +388,9 @@ impl Store {
         for id in &old {
             index.remove(id);
         }
+        let counts = index.counts();
+        drop(index);
+        (self.on_change)(&counts);
         old.len()
     }
 
@@ -422,7 +433,12 @@ impl Store {
                 Err(e) => tracing::warn!(key = %entry.key, error = %e, "unreadable approval item"),
             },
             kv::Operation::Delete | kv::Operation::Purge => {
-                self.write().remove(&entry.key);
+                let counts = {
+                    let mut index = self.write();
+                    index.remove(&entry.key);
+                    index.counts()
+                };
+                (self.on_change)(&counts);
             }
         }
         if entry.delta == 0 || entry.seen_current {

@@ -320,12 +320,7 @@ async fn bulk_approve_reports_each_item() {
     let count = browser.wait_for("#bulk-count").await;
     assert_eq!(browser.text(&count).await, "3 selected");
     // Another approver takes the first one meanwhile: its own CAS decides.
-    let res = svc
-        .post(&format!("/v1/approvals/{}/reject", ids[0]), Some(BOB))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(svc.act(&ids[0], "reject", BOB).await, 200);
     browser
         .click(&browser.wait_for("#bulk-approve").await)
         .await;
@@ -364,15 +359,7 @@ async fn history_shows_applied_and_failed_and_retries_a_failed_write() {
     for r in [&good, &bad] {
         infra.publish_request(r).await;
         svc.wait_item(&r.approval_id, Some("pending")).await;
-        let res = svc
-            .post(
-                &format!("/v1/approvals/{}/approve", r.approval_id),
-                Some(ALICE),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        assert_eq!(svc.act(&r.approval_id, "approve", ALICE).await, 200);
         svc.wait_item(&r.approval_id, Some("released")).await;
     }
     infra

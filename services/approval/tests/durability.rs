@@ -259,12 +259,7 @@ fn ids(page: &serde_json::Value) -> Vec<String> {
 }
 
 async fn decide(svc: &Svc, id: &str, verb: &str) {
-    let res = svc
-        .post(&format!("/v1/approvals/{id}/{verb}"), Some(ALICE))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{verb} {id}");
+    assert_eq!(svc.act(id, verb, ALICE).await, 200, "{verb} {id}");
 }
 
 #[tokio::test]
@@ -315,9 +310,9 @@ async fn history_pages_from_the_bucket_beyond_the_memory_index() {
     assert_eq!(ids(&all).len(), 8);
     let (t3, id3) = &tickets[3];
     let one = json(&svc, &format!("/v1/approvals/history?ticket={t3}")).await;
-    assert_eq!(ids(&one), [id3.clone()]);
+    assert_eq!(ids(&one), std::slice::from_ref(id3));
     let found = json(&svc, "/v1/approvals/history?q=ANSWER%20number%205").await;
-    assert_eq!(ids(&found), [tickets[5].1.clone()]);
+    assert_eq!(ids(&found), std::slice::from_ref(&tickets[5].1));
     let none = json(&svc, "/v1/approvals/history?q=no-such-words").await;
     assert!(ids(&none).is_empty() && none["next_before"].is_null());
     let res = svc
@@ -404,15 +399,7 @@ async fn retention_drops_settled_items_and_keeps_open_ones() {
     // Both still work: a decision and a retry.
     decide(&svc, &open.approval_id, "approve").await;
     infra.wait_count(&released_subject(&t_open), 1).await;
-    let res = svc
-        .post(
-            &format!("/v1/approvals/{}/retry", failed.approval_id),
-            Some(ALICE),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(svc.act(&failed.approval_id, "retry", ALICE).await, 200);
     infra.wait_count(&released_subject(&t_failed), 2).await;
     svc.stop().await;
 }

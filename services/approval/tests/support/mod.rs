@@ -231,6 +231,17 @@ impl Svc {
         }
     }
 
+    /// `POST /v1/approvals/{id}/{verb}` (approve, reject, retry) without a
+    /// body; the status.
+    pub async fn act(&self, id: &str, verb: &str, token: &str) -> u16 {
+        self.post(&format!("/v1/approvals/{id}/{verb}"), Some(token))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn item(&self, id: &str) -> Option<Value> {
         let res = self
             .get(&format!("/v1/approvals/{id}"), Some(ALICE))
