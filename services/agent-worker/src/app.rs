@@ -21,6 +21,7 @@ use zengate_runtime::redis_store::{RedisStore, StoreError};
 
 use crate::config::WorkerConfig;
 use crate::drafter::SharedDrafter;
+use crate::llm::{CallError, ModelDrafter};
 use crate::metrics::WorkerMetrics;
 use crate::records::Records;
 use crate::rules::{RulesDrafter, RulesError};
@@ -43,6 +44,10 @@ pub enum WorkerError {
     Rules(#[from] RulesError),
     #[error("invalid Zendesk client configuration: {0}")]
     Client(#[from] ClientError),
+    #[error("cannot build the model drafter: {0}")]
+    Model(#[from] CallError),
+    #[error("cannot read DRAFTER_SYSTEM_PROMPT_FILE {path}: {message}")]
+    Prompt { path: String, message: String },
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -79,6 +84,11 @@ impl WorkerState {
             .await
             .copied()
     }
+
+    /// The API user's id if it was looked up already (never sends a request).
+    pub fn cached_api_user_id(&self) -> Option<u64> {
+        self.api_user.get().copied()
+    }
 }
 
 /// A built worker, bound to its listener, not yet consuming.
@@ -93,12 +103,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds with the rules drafter (`WORKER_RULES_FILE` or the built-in set).
+    /// Builds with the configured drafter (see [`drafter_from_config`]).
     pub async fn build(config: WorkerConfig) -> Result<Self, WorkerError> {
-        let drafter: SharedDrafter = match &config.rules_file {
-            Some(path) => Arc::new(RulesDrafter::from_file(path)?),
-            None => Arc::new(RulesDrafter::builtin()?),
-        };
+        let drafter = drafter_from_config(&config)?;
         Self::build_with_drafter(config, drafter).await
     }
 
@@ -150,6 +157,7 @@ impl Application {
 
         let mut registry = Registry::default();
         let metrics = WorkerMetrics::register(&mut registry);
+        drafter.register_metrics(&mut registry);
         let checks = Checks {
             nats: Some(nats.clone()),
             js: Some(js.clone()),
@@ -258,16 +266,33 @@ impl Application {
     }
 }
 
+/// The drafter `DRAFTER` selects: the rules drafter (`WORKER_RULES_FILE` or
+/// the built-in set), or a model drafter that falls back to those rules.
+pub fn drafter_from_config(config: &WorkerConfig) -> Result<SharedDrafter, WorkerError> {
+    let rules = match &config.rules_file {
+        Some(path) => RulesDrafter::from_file(path)?,
+        None => RulesDrafter::builtin()?,
+    };
+    let Some(model) = &config.drafter.model else {
+        return Ok(Arc::new(rules));
+    };
+    let policy = match &model.system_prompt_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| WorkerError::Prompt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => crate::llm::prompt::DEFAULT_SYSTEM_PROMPT.to_owned(),
+    };
+    Ok(Arc::new(ModelDrafter::new(model.clone(), &policy, rules)?))
+}
+
 /// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
 pub async fn run(
     config: WorkerConfig,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), WorkerError> {
-    let drafter: SharedDrafter = match &config.rules_file {
-        Some(path) => Arc::new(RulesDrafter::from_file(path)?),
-        None => Arc::new(RulesDrafter::builtin()?),
-    };
+    let drafter = drafter_from_config(&config)?;
     Application::with_listener(config, drafter, listener)
         .await?
         .run(shutdown)

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use zendesk_client::ClientConfig;
+
+use crate::llm::DrafterConfig;
 use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::config::Common;
 use zengate_runtime::nats::NatsConfig;
@@ -91,6 +93,8 @@ pub struct WorkerConfig {
     /// Keys that verify release signatures (`ZENGATE_RELEASE_SIGNING_SECRET`);
     /// required when this worker executes.
     pub release_keys: Option<ReleaseKeys>,
+    /// `DRAFTER*`: the rules drafter (default) or a model.
+    pub drafter: DrafterConfig,
 }
 
 impl WorkerConfig {
@@ -167,6 +171,7 @@ impl WorkerConfig {
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(500))?,
             nats_timeout: env.duration_or("WORKER_NATS_TIMEOUT", Duration::from_secs(5))?,
             release_keys,
+            drafter: DrafterConfig::from_env(env)?,
         })
     }
 

@@ -6,11 +6,13 @@
 
 pub mod app;
 pub mod config;
+pub mod conversation;
 pub mod delivery;
 pub mod dlq;
 pub mod drafter;
 pub mod executor;
 pub mod handler;
+pub mod llm;
 pub mod metrics;
 pub mod partition;
 pub mod records;
