@@ -268,9 +268,12 @@ async fn history_pages_from_the_bucket_beyond_the_memory_index() {
     let svc = Svc::start_with(&infra, |c| c.recent_limit = 3).await;
     let mut tickets = Vec::new();
     let mut rejected = Vec::new();
-    for n in 0..8 {
+    let words = [
+        "amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "heron",
+    ];
+    for (n, word) in words.iter().enumerate() {
         let t = unique_ticket();
-        let r = reply_request(&t, &format!("answer number {n}"));
+        let r = reply_request(&t, &format!("answer about {word}"));
         infra.publish_request(&r).await;
         svc.wait_item(&r.approval_id, Some("pending")).await;
         if n < 6 {
@@ -311,7 +314,7 @@ async fn history_pages_from_the_bucket_beyond_the_memory_index() {
     let (t3, id3) = &tickets[3];
     let one = json(&svc, &format!("/v1/approvals/history?ticket={t3}")).await;
     assert_eq!(ids(&one), std::slice::from_ref(id3));
-    let found = json(&svc, "/v1/approvals/history?q=ANSWER%20number%205").await;
+    let found = json(&svc, "/v1/approvals/history?q=ANSWER%20Fjord").await;
     assert_eq!(ids(&found), std::slice::from_ref(&tickets[5].1));
     let none = json(&svc, "/v1/approvals/history?q=no-such-words").await;
     assert!(ids(&none).is_empty() && none["next_before"].is_null());
