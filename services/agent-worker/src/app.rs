@@ -126,16 +126,21 @@ impl Application {
         let client = ZendeskClient::new(config.zendesk.clone())?;
         let nats = bus::connect(&config.nats, "zengate-agent-worker").await?;
         let js = bus::jetstream(nats.clone(), config.nats_timeout);
-        topology::ensure_base_streams(&js).await?;
+        let replicas = config.nats.stream_replicas;
+        topology::ensure_base_streams(&js, replicas).await?;
         // One extra server-side delivery: a replica dying during the last
         // attempt still leads to a dead letter (see partition.rs).
         let server_max_deliver = i64::from(config.max_deliver) + 1;
         let mut streams = vec![ZENGATE_STREAM.to_owned()];
         let mut partitions = Vec::new();
         if config.role.drafts() {
-            let work =
-                topology::ensure_work_stream(&js, &config.filter_subjects, config.partitions)
-                    .await?;
+            let work = topology::ensure_work_stream(
+                &js,
+                &config.filter_subjects,
+                config.partitions,
+                replicas,
+            )
+            .await?;
             partitions = topology::ensure_partition_consumers(
                 &work,
                 config.partitions,
@@ -243,7 +248,8 @@ impl Application {
         tracing::info!("draining in-flight messages");
         // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
         // settle; leaving it unacked means it is redelivered, never lost.
-        let deadline = self.state.config.ack_wait.min(DRAIN_DEADLINE);
+        // Handlers keep their leases while draining (progress acks).
+        let deadline = DRAIN_DEADLINE;
         let drained = tokio::time::timeout(deadline, async {
             while loops.join_next().await.is_some() {}
         })

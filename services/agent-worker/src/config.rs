@@ -19,6 +19,11 @@ const RELEASE_KEYS_VAR: &str = "ZENGATE_RELEASE_SIGNING_SECRET";
 
 pub const DEFAULT_FILTER: &str = "zendesk.*.ticket.*.*";
 
+/// How long a delivery's lease lasts without a progress ack: a replica that
+/// dies mid-event has its message redelivered this long after its last one.
+/// A live handler renews the lease every quarter of it (`delivery.rs`).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(3);
+
 /// Which halves of the worker this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -67,7 +72,8 @@ pub struct WorkerConfig {
     /// Provider subjects to consume, each `zendesk.<account|*>.ticket.*.<action|*>`.
     pub filter_subjects: Vec<String>,
     /// How long a delivery may stay unacknowledged before it is redelivered
-    /// (a live handler extends it with progress acks).
+    /// (a live handler extends it with confirmed progress acks, and stops
+    /// when it cannot). Bounds fail-over after a replica dies.
     pub ack_wait: Duration,
     /// Deliveries per message before it goes to the dead-letter subject.
     pub max_deliver: u32,
@@ -110,7 +116,7 @@ impl WorkerConfig {
         let filter_subjects =
             parse_filters(&env.string_or("WORKER_FILTER_SUBJECTS", DEFAULT_FILTER))
                 .map_err(|reason| ConfigError::invalid("WORKER_FILTER_SUBJECTS", reason))?;
-        let ack_wait = env.duration_or("WORKER_ACK_WAIT", Duration::from_secs(30))?;
+        let ack_wait = env.duration_or("WORKER_ACK_WAIT", DEFAULT_ACK_WAIT)?;
         if ack_wait < Duration::from_secs(1) {
             return Err(ConfigError::invalid(
                 "WORKER_ACK_WAIT",
@@ -173,6 +179,14 @@ impl WorkerConfig {
             release_keys,
             drafter: DrafterConfig::from_env(env)?,
         })
+    }
+
+    /// How long an execution claim whose holder stopped renewing it stays
+    /// untouchable: the holder's lease on the delivery plus the longest a
+    /// Zendesk request it had sent can take. After that the next attempt
+    /// takes over, checking the ticket for the write before writing.
+    pub fn execution_lease(&self) -> Duration {
+        self.ack_wait + self.zendesk.timeout
     }
 
     /// Delay before redelivering after attempt `delivered` (1-based) failed.
@@ -262,7 +276,8 @@ mod tests {
         let c = WorkerConfig::from_env(&Env::from_pairs(base())).unwrap();
         assert_eq!(c.partitions, 32);
         assert_eq!(c.filter_subjects, vec![DEFAULT_FILTER.to_owned()]);
-        assert_eq!(c.ack_wait, Duration::from_secs(30));
+        assert_eq!(c.ack_wait, Duration::from_secs(3));
+        assert_eq!(c.execution_lease(), Duration::from_secs(13));
         assert_eq!(c.max_deliver, 5);
         assert_eq!(c.role, Role::All);
         assert_eq!(c.addr.port(), 8083);

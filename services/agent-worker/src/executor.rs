@@ -7,7 +7,9 @@
 //!   turns a repeated create into a replay of the first response.
 //! - Comment and field updates are PUTs with no idempotency key. A Redis
 //!   record per approval is claimed atomically before the PUT
-//!   (`executing:<time>`, a lease of one ack wait) and settled after it
+//!   (`executing:<time>`, renewed while the attempt runs, going stale one
+//!   execution lease — a Zendesk request timeout plus an ack wait — after
+//!   its holder stopped) and settled after it
 //!   (`applied` / `failed`). A redelivery that finds `applied` or `failed`
 //!   only re-publishes the outcome; one that finds a live claim waits for it;
 //!   one that finds `interrupted` (an attempt that failed after claiming) or
@@ -134,7 +136,12 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
             return;
         }
         let work = execute(state, &released, recheck);
-        let result = delivery::with_progress(&msg, state.config.ack_wait / 3, work).await;
+        let Ok(result) = delivery::with_lease(&msg, state.config.ack_wait, work).await else {
+            // The claim stays until its lease ends; the next attempt then
+            // looks for this attempt's write before writing.
+            state.metrics.execution("lease_lost");
+            return;
+        };
         match result {
             Ok(label) => {
                 state.metrics.execution(label);
@@ -236,7 +243,7 @@ async fn execute(
     let store = |e: zengate_runtime::redis_store::StoreError| Failure::Retryable(e.to_string());
     let claim = state
         .records
-        .begin_execution(&released.approval_id, state.config.ack_wait)
+        .begin_execution(&released.approval_id, state.config.execution_lease())
         .await
         .map_err(store)?;
     let resume = match claim {
@@ -257,8 +264,13 @@ async fn execute(
         ExecState::Resume => true,
         ExecState::Fresh => recheck,
     };
-    // This attempt holds the claim now.
-    let result = claimed(state, released, resume).await;
+    // This attempt holds the claim now, and renews it while it works.
+    let result = renewing(
+        state,
+        &released.approval_id,
+        claimed(state, released, resume),
+    )
+    .await;
     match &result {
         Err(Failure::Retryable(_) | Failure::RetryAfter(..)) => {
             if let Err(e) = state.records.mark_interrupted(&released.approval_id).await {
@@ -277,6 +289,30 @@ async fn execute(
         Ok(_) => {}
     }
     result
+}
+
+/// Runs `work` while renewing the approval's execution claim, so a long
+/// attempt (Zendesk retries) is never taken for a crashed one.
+async fn renewing<T>(
+    state: &WorkerState,
+    approval_id: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let every = state.config.execution_lease() / 4;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = state.records.renew_execution(approval_id).await {
+                    tracing::debug!(error = %e, "cannot renew the execution claim");
+                }
+            }
+        }
+    }
 }
 
 /// The claimed part: check for an earlier write when resuming, then write.

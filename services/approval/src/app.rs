@@ -117,8 +117,13 @@ impl Application {
     ) -> Result<Self, ApprovalError> {
         let client = bus::connect(&config.nats, "zengate-approval").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
-        bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
-        let kv = bus::ensure_kv(&js, bucket_config_for(config.retention)).await?;
+        let replicas = config.nats.stream_replicas;
+        bus::ensure_stream(&js, bus::zengate_stream_config_replicated(replicas)).await?;
+        let bucket = kv::Config {
+            num_replicas: replicas,
+            ..bucket_config_for(config.retention)
+        };
+        let kv = bus::ensure_kv(&js, bucket).await?;
         crate::retention::ensure(&js, config.retention).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 

@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
@@ -88,6 +89,10 @@ async fn gate(State(shared): State<Shared>, req: Request, next: Next) -> Respons
             })
             .collect(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        peer: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string()),
     };
     let fault = shared.with_store(|s| {
         s.record(recorded);

@@ -160,7 +160,8 @@ impl Simulator {
         let server = tokio::spawn({
             let stop = stop.clone();
             async move {
-                if let Err(e) = axum::serve(listener, router)
+                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
                 {

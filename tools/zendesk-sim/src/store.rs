@@ -66,6 +66,9 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body as text (lossy UTF-8).
     pub body: String,
+    /// The client's address (`127.0.0.1:54321`): tells which process sent it.
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 impl RecordedRequest {
