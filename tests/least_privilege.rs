@@ -6,14 +6,17 @@
 //! webhook → proposal → approval → Zendesk path with one user per service.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt as _;
+use support::Stack;
 use zengate_core::Secret;
 use zengate_runtime::bus;
-use zengate_runtime::{Env, NatsConfig, Shutdown};
-use zengate_testkit::{NatsServer, RedisServer, eventually};
+use zengate_runtime::{Env, NatsConfig};
+use zengate_testkit::{NatsServer, RedisServer};
 
 const CONF: &str = include_str!("../deploy/nats/nats-server.conf");
 
@@ -139,13 +142,14 @@ async fn each_service_user_can_do_only_its_part() {
         .await
         .unwrap();
     let mut worker = session(&server, "agent-worker").await;
-    agent_worker::topology::ensure_base_streams(&worker.js)
+    agent_worker::topology::ensure_base_streams(&worker.js, 1)
         .await
         .unwrap();
     let work = agent_worker::topology::ensure_work_stream(
         &worker.js,
         &["zendesk.*.ticket.*.*".to_owned()],
         2,
+        1,
     )
     .await
     .unwrap();
@@ -332,76 +336,25 @@ async fn wrong_passwords_are_refused() {
     );
 }
 
-const SECRET: &str = "lp-signing-secret";
-const APPROVER: &str = "lp-approver-token-0123456789abcdef0123";
-
-fn service_env(nats: &NatsServer, user: &str, redis: &RedisServer, sim_url: &str) -> Env {
-    Env::from_pairs([
-        ("NATS_URL", nats.url()),
-        ("NATS_USER", user.to_owned()),
-        ("NATS_PASSWORD", password(user).to_owned()),
-        ("REDIS_URL", redis.url()),
-        ("ZENDESK_ACCOUNT_ID", "42".into()),
-        ("ZENDESK_WEBHOOK_SIGNING_SECRET", SECRET.into()),
-        ("ZENDESK_SUBDOMAIN", "acme".into()),
-        ("ZENDESK_EMAIL", "agent@acme.test".into()),
-        ("ZENDESK_API_TOKEN", "api-token".into()),
-        ("ZENDESK_API_BASE_URL", sim_url.into()),
-        ("ZENDESK_JWT_SHARED_SECRET", "jwt-shared-secret".into()),
-        ("APPROVER_TOKENS", format!("erin:{APPROVER}")),
-        (
-            "ZENGATE_RELEASE_SIGNING_SECRET",
-            "lp-release-signing-key-0123456789abcdef".into(),
-        ),
-        (
-            "APPROVAL_RESUME_SECRET",
-            "lp-resume-secret-0123456789".into(),
-        ),
-        ("INGRESS_ADDR", "127.0.0.1:0".into()),
-        ("APPROVAL_ADDR", "127.0.0.1:0".into()),
-        ("WORKER_ADDR", "127.0.0.1:0".into()),
-        ("WORKER_PARTITIONS", "4".into()),
-    ])
-}
-
 /// The real services, each with its own NATS user from the file: a webhook
 /// becomes a proposal, an approver approves it, the worker writes exactly
 /// one comment. Any permission the file forgot would stall this path.
 #[tokio::test]
 async fn whole_path_with_one_nats_user_per_service() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let nats = server().await;
     let redis = RedisServer::start().await;
-    let shutdown = Shutdown::new();
-    let sim = zendesk_sim::Simulator::start(
-        zendesk_sim::SimConfig::new("agent@acme.test", Secret::new("api-token"), 42),
-        "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
-    )
-    .await
-    .unwrap();
-    let env = |user: &str| service_env(&nats, user, &redis, &sim.base_url());
+    let sim = support::simulator().await;
+    let stack = Stack::start(&sim, |user| {
+        let pass = password(user);
+        support::stack_env(
+            &nats,
+            &redis,
+            &sim,
+            &[("NATS_USER", user), ("NATS_PASSWORD", pass)],
+        )
+    })
+    .await;
 
-    let ingress = ingress::IngressConfig::from_env(&env("ingress")).unwrap();
-    let ingress = ingress::Application::build(ingress).await.unwrap();
-    let ingress_url = format!(
-        "http://{}/channels/zendesk/webhook",
-        ingress.local_addr().unwrap()
-    );
-    tokio::spawn(ingress.run(shutdown.clone()));
-    sim.set_webhook(Some(zendesk_sim::WebhookTarget {
-        url: ingress_url,
-        secret: Secret::new(SECRET),
-        webhook_id: "01LP".into(),
-    }));
-    let approval = approval::ApprovalConfig::from_env(&env("approval")).unwrap();
-    let approval = approval::Application::build(approval).await.unwrap();
-    let approval_base = format!("http://{}", approval.local_addr().unwrap());
-    tokio::spawn(approval.run(shutdown.clone()));
-    let worker = agent_worker::WorkerConfig::from_env(&env("agent-worker")).unwrap();
-    let worker = agent_worker::Application::build(worker).await.unwrap();
-    tokio::spawn(worker.run(shutdown.clone()));
-
-    let http = reqwest::Client::new();
     let ticket = sim.create_enduser_ticket(
         "Printer on fire",
         "Smoke everywhere, please help!",
@@ -409,46 +362,14 @@ async fn whole_path_with_one_nats_user_per_service() {
         "dana@example.com",
     );
     let comments_before = sim.comments(ticket.id).len();
-    let pending_url = format!("{approval_base}/v1/approvals?state=pending");
-    let item = eventually(
-        "a pending approval for the ticket",
-        Duration::from_secs(30),
-        || {
-            let req = http.get(&pending_url).bearer_auth(APPROVER);
-            let ticket_id = ticket.id.to_string();
-            async move {
-                let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
-                body["items"]
-                    .as_array()?
-                    .iter()
-                    .find(|i| i.to_string().contains(&ticket_id))
-                    .cloned()
-            }
-        },
-    )
-    .await;
-    let id = item["id"].as_str().unwrap().to_owned();
-    let res = http
-        .post(format!("{approval_base}/v1/approvals/{id}/approve"))
-        .bearer_auth(APPROVER)
-        .json(&serde_json::json!({"body": "On it: please unplug the printer."}))
-        .send()
-        .await
-        .unwrap();
+    let id = stack.wait_pending(ticket.id).await;
+    let res = stack
+        .approve(&id, "On it: please unplug the printer.")
+        .await;
     assert_eq!(res.status(), 200);
 
     // The approval service consumes the worker's outcome: the item ends applied.
-    let state = eventually("the item to be applied", Duration::from_secs(30), || {
-        let req = http
-            .get(format!("{approval_base}/v1/approvals/{id}"))
-            .bearer_auth(APPROVER);
-        async move {
-            let body: serde_json::Value = req.send().await.ok()?.json().await.ok()?;
-            (body["state"] == "applied").then_some(body)
-        }
-    })
-    .await;
-    assert_eq!(state["state"], "applied");
+    assert_eq!(stack.wait_applied(&id).await["state"], "applied");
     let comments = sim.comments(ticket.id);
     assert_eq!(comments.len(), comments_before + 1, "{comments:?}");
     assert_eq!(
@@ -460,5 +381,5 @@ async fn whole_path_with_one_nats_user_per_service() {
     let log = nats.log_text();
     let violations: Vec<&str> = log.lines().filter(|l| l.contains("Violation")).collect();
     assert!(violations.is_empty(), "{}", violations.join("\n"));
-    shutdown.trigger();
+    stack.stop().await;
 }

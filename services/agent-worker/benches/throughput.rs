@@ -72,6 +72,7 @@ fn config(i: &Infra) -> WorkerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: i.nats.url().into(),
         redis: i.redis.url().into(),
+        http: Default::default(),
         account_id: ACCOUNT,
         zendesk,
         partitions: 32,
@@ -90,6 +91,7 @@ fn config(i: &Infra) -> WorkerConfig {
         redis_timeout: Duration::from_millis(500),
         nats_timeout: Duration::from_secs(5),
         release_keys: None,
+        drafter: Default::default(),
     }
 }
 
@@ -185,6 +187,7 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: i.nats.url().into(),
         redis: i.redis.url().into(),
+        http: Default::default(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,
         webhook_id: None,
@@ -192,7 +195,9 @@ async fn latency(events: usize) -> (Duration, Duration, Duration) {
         signature_max_age: None,
         dedup_horizon: Duration::from_secs(3600),
         publish_timeout: Duration::from_secs(3),
-        redis_timeout: Duration::from_millis(250),
+        redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
+        redis_probe_interval: Duration::from_secs(1),
+        max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
         stream: Default::default(),
     };
     let app = ingress::Application::build(ingress_config).await.unwrap();

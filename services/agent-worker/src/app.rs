@@ -1,35 +1,32 @@
 //! Application wiring: one `WorkerState`, the health/metrics router, the
-//! partition and executor loops, `Application::build` for `main` and tests,
-//! and `run(config, listener, shutdown)`.
+//! partition and executor loops, and `Application` (`build` binds and
+//! connects, `run` consumes until shutdown) for `main`, the all-in-one
+//! stack and tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, kv};
 use axum::Router;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::OnceCell;
-use tokio::task::JoinSet;
 use zendesk_client::{ClientError, ZendeskClient};
 use zengate_core::events::ZENGATE_STREAM;
-use zengate_runtime::Shutdown;
-use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::bus::{self, BusError, Publisher};
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
+use zengate_runtime::serve::DRAIN_DEADLINE;
+use zengate_runtime::{Background, Shutdown, serve};
 
 use crate::config::WorkerConfig;
 use crate::drafter::SharedDrafter;
+use crate::llm::{CallError, ModelDrafter};
 use crate::metrics::WorkerMetrics;
 use crate::records::Records;
 use crate::rules::{RulesDrafter, RulesError};
 use crate::topology::{self, TopologyError};
 use crate::{executor, partition};
-
-/// Longest wait for in-flight messages to settle at shutdown (within a
-/// Kubernetes grace period of 30 s).
-const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -43,6 +40,10 @@ pub enum WorkerError {
     Rules(#[from] RulesError),
     #[error("invalid Zendesk client configuration: {0}")]
     Client(#[from] ClientError),
+    #[error("cannot build the model drafter: {0}")]
+    Model(#[from] CallError),
+    #[error("cannot read DRAFTER_SYSTEM_PROMPT_FILE {path}: {message}")]
+    Prompt { path: String, message: String },
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -51,6 +52,8 @@ pub enum WorkerError {
 pub struct WorkerState {
     pub config: WorkerConfig,
     pub js: jetstream::Context,
+    /// Every publish (proposals, outcomes, dead letters) goes through it.
+    pub publisher: Publisher,
     pub client: ZendeskClient,
     pub drafter: SharedDrafter,
     pub records: Records,
@@ -79,6 +82,11 @@ impl WorkerState {
             .await
             .copied()
     }
+
+    /// The API user's id if it was looked up already (never sends a request).
+    pub fn cached_api_user_id(&self) -> Option<u64> {
+        self.api_user.get().copied()
+    }
 }
 
 /// A built worker, bound to its listener, not yet consuming.
@@ -93,12 +101,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds with the rules drafter (`WORKER_RULES_FILE` or the built-in set).
+    /// Builds with the configured drafter (see [`drafter_from_config`]).
     pub async fn build(config: WorkerConfig) -> Result<Self, WorkerError> {
-        let drafter: SharedDrafter = match &config.rules_file {
-            Some(path) => Arc::new(RulesDrafter::from_file(path)?),
-            None => Arc::new(RulesDrafter::builtin()?),
-        };
+        let drafter = drafter_from_config(&config)?;
         Self::build_with_drafter(config, drafter).await
     }
 
@@ -108,27 +113,24 @@ impl Application {
         drafter: SharedDrafter,
     ) -> Result<Self, WorkerError> {
         let listener = TcpListener::bind(config.addr).await?;
-        Self::with_listener(config, drafter, listener).await
-    }
-
-    pub async fn with_listener(
-        config: WorkerConfig,
-        drafter: SharedDrafter,
-        listener: TcpListener,
-    ) -> Result<Self, WorkerError> {
         let client = ZendeskClient::new(config.zendesk.clone())?;
         let nats = bus::connect(&config.nats, "zengate-agent-worker").await?;
         let js = bus::jetstream(nats.clone(), config.nats_timeout);
-        topology::ensure_base_streams(&js).await?;
+        let replicas = config.nats.stream_replicas;
+        topology::ensure_base_streams(&js, replicas).await?;
         // One extra server-side delivery: a replica dying during the last
         // attempt still leads to a dead letter (see partition.rs).
         let server_max_deliver = i64::from(config.max_deliver) + 1;
         let mut streams = vec![ZENGATE_STREAM.to_owned()];
         let mut partitions = Vec::new();
         if config.role.drafts() {
-            let work =
-                topology::ensure_work_stream(&js, &config.filter_subjects, config.partitions)
-                    .await?;
+            let work = topology::ensure_work_stream(
+                &js,
+                &config.filter_subjects,
+                config.partitions,
+                replicas,
+            )
+            .await?;
             partitions = topology::ensure_partition_consumers(
                 &work,
                 config.partitions,
@@ -150,6 +152,7 @@ impl Application {
 
         let mut registry = Registry::default();
         let metrics = WorkerMetrics::register(&mut registry);
+        drafter.register_metrics(&mut registry);
         let checks = Checks {
             nats: Some(nats.clone()),
             js: Some(js.clone()),
@@ -170,6 +173,7 @@ impl Application {
             ));
         let state = Arc::new(WorkerState {
             records: Records::new(redis, config.record_ttl),
+            publisher: Publisher::new(js.clone(), config.nats_timeout),
             config,
             js,
             client,
@@ -207,7 +211,10 @@ impl Application {
             drafter = self.state.drafter.name(),
             "agent worker running"
         );
-        let mut loops = JoinSet::new();
+        // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
+        // settle; leaving it unacked means it is redelivered, never lost.
+        // Handlers keep their leases while draining (progress acks).
+        let mut loops = Background::new(DRAIN_DEADLINE);
         for consumer in self.partitions {
             loops.spawn(partition::run(
                 self.state.clone(),
@@ -224,52 +231,30 @@ impl Application {
                 ));
             }
         }
-        let http_stop = Shutdown::new();
-        let wait = http_stop.clone();
-        let http = tokio::spawn(
-            axum::serve(self.listener, self.router)
-                .with_graceful_shutdown(async move { wait.wait().await })
-                .into_future(),
-        );
-        shutdown.wait().await;
-        tracing::info!("draining in-flight messages");
-        // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
-        // settle; leaving it unacked means it is redelivered, never lost.
-        let deadline = self.state.config.ack_wait.min(DRAIN_DEADLINE);
-        let drained = tokio::time::timeout(deadline, async {
-            while loops.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                ?deadline,
-                "in-flight messages did not settle in time; they will be redelivered"
-            );
-            loops.shutdown().await;
-        }
-        zengate_runtime::bus::flush_bounded(&self.client).await;
-        http_stop.trigger();
-        match http.await {
-            Ok(r) => r?,
-            Err(e) => tracing::warn!(error = %e, "health server task failed"),
-        }
+        let limits = self.state.config.http.clone();
+        serve(self.listener, self.router, &limits, loops, shutdown).await;
+        bus::flush_bounded(&self.client).await;
         tracing::info!("agent worker stopped");
         Ok(())
     }
 }
 
-/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
-pub async fn run(
-    config: WorkerConfig,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), WorkerError> {
-    let drafter: SharedDrafter = match &config.rules_file {
-        Some(path) => Arc::new(RulesDrafter::from_file(path)?),
-        None => Arc::new(RulesDrafter::builtin()?),
+/// The drafter `DRAFTER` selects: the rules drafter (`WORKER_RULES_FILE` or
+/// the built-in set), or a model drafter that falls back to those rules.
+pub fn drafter_from_config(config: &WorkerConfig) -> Result<SharedDrafter, WorkerError> {
+    let rules = match &config.rules_file {
+        Some(path) => RulesDrafter::from_file(path)?,
+        None => RulesDrafter::builtin()?,
     };
-    Application::with_listener(config, drafter, listener)
-        .await?
-        .run(shutdown)
-        .await
+    let Some(model) = &config.drafter.model else {
+        return Ok(Arc::new(rules));
+    };
+    let policy = match &model.system_prompt_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| WorkerError::Prompt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => crate::llm::prompt::DEFAULT_SYSTEM_PROMPT.to_owned(),
+    };
+    Ok(Arc::new(ModelDrafter::new(model.clone(), &policy, rules)?))
 }

@@ -1,14 +1,16 @@
-//! What every consumer loop does with one JetStream delivery: keep it alive
-//! while it is being handled, then ack it, redeliver it later with backoff,
+//! What every consumer loop does with one JetStream delivery: hold its lease
+//! while it is being handled (and stop if the lease is lost), then ack it, redeliver it later with backoff,
 //! or (on its last delivery) dead-letter it and ack it so its partition moves
 //! on. Also the pull loop itself, shared by partitions and the executor.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
+use tokio::time::Instant;
 use zengate_runtime::Shutdown;
 
 use crate::app::WorkerState;
@@ -38,24 +40,72 @@ pub enum Settled {
     Unsettled,
 }
 
-/// Runs `work` while sending progress acks so `ack_wait` does not expire
-/// under a live handler.
-pub async fn with_progress<T>(
+/// The delivery's lease ran out before the work finished: the server may
+/// hand the message to another replica at any moment, so the work was
+/// stopped and the message is left unsettled (it will be redelivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseLost;
+
+/// Runs `work` while holding the delivery's lease: a progress ack every
+/// `ack_wait / 4`, each confirmed by the server. The server redelivers a
+/// message `ack_wait` after the last progress it processed, so while one
+/// was confirmed less than `3/4 · ack_wait` ago nobody else can have it.
+/// Past that (NATS unreachable, a stalled process) the work is dropped
+/// before the server can redeliver: one ticket never has two deliveries in
+/// flight, whatever the ack wait. A dead replica's messages come back
+/// `ack_wait` after its last progress ack.
+pub async fn with_lease<T>(
     msg: &jetstream::Message,
-    every: Duration,
+    ack_wait: Duration,
     work: impl Future<Output = T>,
-) -> T {
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(every);
+) -> Result<T, LeaseLost> {
+    let every = ack_wait / 4;
+    let hold = ack_wait - every;
+    // The server started the clock when it sent the message, a moment
+    // before it arrived; the quarter of `ack_wait` kept back covers that.
+    let mut confirmed = Instant::now();
+    let mut tick = tokio::time::interval_at(confirmed + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
+    let mut progress: Option<Pin<Box<dyn Future<Output = Option<Instant>> + Send + '_>>> = None;
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    tracing::debug!(error = %e, "progress ack failed");
+            biased;
+            out = &mut work => return Ok(out),
+            sent = async {
+                match progress.as_mut() {
+                    Some(p) => p.await,
+                    None => std::future::pending().await,
                 }
+            }, if progress.is_some() => {
+                progress = None;
+                if let Some(sent) = sent {
+                    confirmed = confirmed.max(sent);
+                }
+            }
+            _ = tick.tick(), if progress.is_none() => {
+                let sent = Instant::now();
+                progress = Some(Box::pin(async move {
+                    match tokio::time::timeout(every, msg.double_ack_with(AckKind::Progress)).await {
+                        Ok(Ok(())) => Some(sent),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "progress ack failed");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::debug!("progress ack not confirmed in time");
+                            None
+                        }
+                    }
+                }));
+            }
+            () = tokio::time::sleep_until(confirmed + hold) => {
+                tracing::warn!(
+                    unconfirmed_for = ?confirmed.elapsed(),
+                    "delivery lease lost (no progress ack confirmed); stopping this attempt, \
+                     the message will be redelivered"
+                );
+                return Err(LeaseLost);
             }
         }
     }
@@ -115,7 +165,7 @@ pub async fn dead_letter(
         msg.headers.as_ref(),
         &msg.payload,
     );
-    match dlq::publish(&state.js, &letter).await {
+    match dlq::publish(&state.publisher, &letter).await {
         Ok(()) => {
             state.metrics.dead_letters.inc();
             tracing::error!(%reason, delivered, "message dead-lettered");

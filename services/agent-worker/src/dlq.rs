@@ -4,11 +4,10 @@
 //! partition it blocked can move on.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream;
 use base64::Engine as _;
 use time::OffsetDateTime;
 use zengate_core::events::{DeadLetter, V1, dlq_subject};
-use zengate_core::headers as h;
+use zengate_runtime::bus::{PublishError, Publisher};
 
 /// Headers JetStream adds when sourcing; not part of the original message.
 const SOURCING_HEADERS: [&str; 1] = ["Nats-Stream-Source"];
@@ -53,24 +52,12 @@ pub fn dead_letter(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot publish dead letter: {0}")]
-pub struct DlqError(String);
-
 /// Publishes `letter` on `ZENGATE` and waits for the PubAck. The message id
 /// makes a retried dead-lettering of the same message a no-op.
-pub async fn publish(js: &jetstream::Context, letter: &DeadLetter) -> Result<(), DlqError> {
-    let body = serde_json::to_vec(letter).map_err(|e| DlqError(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        h::NATS_MSG_ID,
-        format!("dlq:{}:{}", letter.stream, letter.stream_sequence).as_str(),
-    );
-    zengate_runtime::telemetry::inject_trace_context(&mut headers);
-    js.publish_with_headers(dlq_subject(&letter.original_subject), headers, body.into())
+pub async fn publish(publisher: &Publisher, letter: &DeadLetter) -> Result<(), PublishError> {
+    let msg_id = format!("dlq:{}:{}", letter.stream, letter.stream_sequence);
+    publisher
+        .json(dlq_subject(&letter.original_subject), &msg_id, letter)
         .await
-        .map_err(|e| DlqError(e.to_string()))?
-        .await
-        .map_err(|e| DlqError(e.to_string()))?;
-    Ok(())
+        .map(drop)
 }

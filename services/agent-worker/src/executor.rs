@@ -7,7 +7,9 @@
 //!   turns a repeated create into a replay of the first response.
 //! - Comment and field updates are PUTs with no idempotency key. A Redis
 //!   record per approval is claimed atomically before the PUT
-//!   (`executing:<time>`, a lease of one ack wait) and settled after it
+//!   (`executing:<time>`, renewed while the attempt runs, going stale one
+//!   execution lease — a Zendesk request timeout plus an ack wait — after
+//!   its holder stopped) and settled after it
 //!   (`applied` / `failed`). A redelivery that finds `applied` or `failed`
 //!   only re-publishes the outcome; one that finds a live claim waits for it;
 //!   one that finds `interrupted` (an attempt that failed after claiming) or
@@ -18,7 +20,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -27,10 +28,10 @@ use zendesk_client::{ClientError, CommentInput, NewTicket, TicketUpdate};
 use zengate_core::events::{
     Action, ActionOutcome, ApprovalReleased, FieldChanges, V1, action_outcome_subject,
 };
-use zengate_core::headers as h;
 use zengate_core::ids::parse_canonical_id;
 use zengate_core::release::Permit;
 use zengate_runtime::Shutdown;
+use zengate_runtime::bus::PublishError;
 use zengate_runtime::telemetry::continue_trace;
 
 use crate::app::WorkerState;
@@ -134,7 +135,12 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
             return;
         }
         let work = execute(state, &released, recheck);
-        let result = delivery::with_progress(&msg, state.config.ack_wait / 3, work).await;
+        let Ok(result) = delivery::with_lease(&msg, state.config.ack_wait, work).await else {
+            // The claim stays until its lease ends; the next attempt then
+            // looks for this attempt's write before writing.
+            state.metrics.execution("lease_lost");
+            return;
+        };
         match result {
             Ok(label) => {
                 state.metrics.execution(label);
@@ -236,7 +242,7 @@ async fn execute(
     let store = |e: zengate_runtime::redis_store::StoreError| Failure::Retryable(e.to_string());
     let claim = state
         .records
-        .begin_execution(&released.approval_id, state.config.ack_wait)
+        .begin_execution(&released.approval_id, state.config.execution_lease())
         .await
         .map_err(store)?;
     let resume = match claim {
@@ -257,8 +263,13 @@ async fn execute(
         ExecState::Resume => true,
         ExecState::Fresh => recheck,
     };
-    // This attempt holds the claim now.
-    let result = claimed(state, released, resume).await;
+    // This attempt holds the claim now, and renews it while it works.
+    let result = renewing(
+        state,
+        &released.approval_id,
+        claimed(state, released, resume),
+    )
+    .await;
     match &result {
         Err(Failure::Retryable(_) | Failure::RetryAfter(..)) => {
             if let Err(e) = state.records.mark_interrupted(&released.approval_id).await {
@@ -277,6 +288,30 @@ async fn execute(
         Ok(_) => {}
     }
     result
+}
+
+/// Runs `work` while renewing the approval's execution claim, so a long
+/// attempt (Zendesk retries) is never taken for a crashed one.
+async fn renewing<T>(
+    state: &WorkerState,
+    approval_id: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let every = state.config.execution_lease() / 4;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = state.records.renew_execution(approval_id).await {
+                    tracing::debug!(error = %e, "cannot renew the execution claim");
+                }
+            }
+        }
+    }
 }
 
 /// The claimed part: check for an earlier write when resuming, then write.
@@ -464,20 +499,13 @@ async fn publish_outcome(
         result_id,
         at: OffsetDateTime::now_utc(),
     };
-    let body = serde_json::to_vec(&outcome).map_err(|e| Failure::Permanent(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        h::NATS_MSG_ID,
-        format!("{}:outcome", released.approval_id).as_str(),
-    );
-    zengate_runtime::telemetry::inject_trace_context(&mut headers);
     let subject = action_outcome_subject(applied, &released.account_id, ticket_id.as_deref());
-    state
-        .js
-        .publish_with_headers(subject, headers, body.into())
-        .await
-        .map_err(|e| Failure::Retryable(format!("cannot publish the outcome: {e}")))?
-        .await
-        .map_err(|e| Failure::Retryable(format!("outcome not acknowledged: {e}")))?;
-    Ok(())
+    let msg_id = format!("{}:outcome", released.approval_id);
+    match state.publisher.json(subject, &msg_id, &outcome).await {
+        Ok(_) => Ok(()),
+        Err(e @ PublishError::Encode(_)) => Err(Failure::Permanent(e.to_string())),
+        Err(e) => Err(Failure::Retryable(format!(
+            "cannot publish the outcome: {e}"
+        ))),
+    }
 }

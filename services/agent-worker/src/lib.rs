@@ -6,11 +6,13 @@
 
 pub mod app;
 pub mod config;
+pub mod conversation;
 pub mod delivery;
 pub mod dlq;
 pub mod drafter;
 pub mod executor;
 pub mod handler;
+pub mod llm;
 pub mod metrics;
 pub mod partition;
 pub mod records;
@@ -18,7 +20,7 @@ pub mod rules;
 pub mod topology;
 pub mod verify;
 
-pub use app::{Application, WorkerError, WorkerState, run};
+pub use app::{Application, WorkerError, WorkerState};
 pub use config::{Role, WorkerConfig};
 pub use drafter::{Draft, DraftError, Drafter, Proposal, SharedDrafter, TicketContext, TicketTool};
 pub use rules::RulesDrafter;

@@ -12,7 +12,7 @@ use zengate_runtime::Shutdown;
 use zengate_runtime::telemetry::continue_trace;
 
 use crate::app::WorkerState;
-use crate::delivery::{self, Settled, Verdict};
+use crate::delivery::{self, LeaseLost, Settled, Verdict};
 use crate::handler::{self, Failure};
 use crate::topology;
 
@@ -58,25 +58,33 @@ async fn on_message(state: &WorkerState, msg: jetstream::Message) {
             .await
         } else {
             let work = handler::handle(state, &original, msg.headers.as_ref(), &msg.payload);
-            let result = delivery::with_progress(&msg, state.config.ack_wait / 3, work).await;
-            let verdict = match result {
-                Ok(handled) => {
-                    tracing::debug!(outcome = handled.label(), "event handled");
-                    Verdict::Done(handled.label())
+            match delivery::with_lease(&msg, state.config.ack_wait, work).await {
+                Ok(result) => {
+                    let verdict = match result {
+                        Ok(handled) => {
+                            tracing::debug!(outcome = handled.label(), "event handled");
+                            Verdict::Done(handled.label())
+                        }
+                        Err(Failure::Retryable(r)) => Verdict::Retry(r, None),
+                        Err(Failure::RetryAfter(r, after)) => Verdict::Retry(r, Some(after)),
+                        Err(Failure::Permanent(r)) => Verdict::GiveUp(r),
+                    };
+                    let label = match &verdict {
+                        Verdict::Done(l) => Some(*l),
+                        _ => None,
+                    };
+                    let settled =
+                        delivery::settle(state, &msg, &original, delivered, verdict).await;
+                    if let (Some(label), Settled::Acked) = (label, settled) {
+                        state.metrics.event(label);
+                    }
+                    settled
                 }
-                Err(Failure::Retryable(r)) => Verdict::Retry(r, None),
-                Err(Failure::RetryAfter(r, after)) => Verdict::Retry(r, Some(after)),
-                Err(Failure::Permanent(r)) => Verdict::GiveUp(r),
-            };
-            let label = match &verdict {
-                Verdict::Done(l) => Some(*l),
-                _ => None,
-            };
-            let settled = delivery::settle(state, &msg, &original, delivered, verdict).await;
-            if let (Some(label), Settled::Acked) = (label, settled) {
-                state.metrics.event(label);
+                Err(LeaseLost) => {
+                    state.metrics.event("lease_lost");
+                    Settled::Unsettled
+                }
             }
-            settled
         };
         match settled {
             Settled::Retried => state.metrics.event("retried"),

@@ -17,8 +17,7 @@ use time::OffsetDateTime;
 use zendesk_sim::{Fault, WebhookTarget};
 use zengate_core::Secret;
 use zengate_core::events::{Action, ApprovalReleased, DeadLetter, V1, ZENGATE_STREAM};
-use zengate_runtime::Shutdown;
-use zengate_testkit::eventually;
+use zengate_testkit::{TestService, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_event_is_dead_lettered_and_the_ticket_continues() {
@@ -293,6 +292,7 @@ async fn webhook_to_proposal_to_reply_without_loops() {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: h.nats.url().into(),
         redis: h.redis.url().into(),
+        http: Default::default(),
         secrets: vec![Secret::new(SECRET)],
         account_id: ACCOUNT,
         webhook_id: None,
@@ -300,14 +300,14 @@ async fn webhook_to_proposal_to_reply_without_loops() {
         signature_max_age: None,
         dedup_horizon: Duration::from_secs(3600),
         publish_timeout: Duration::from_secs(3),
-        redis_timeout: Duration::from_millis(250),
+        redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
+        redis_probe_interval: Duration::from_secs(1),
+        max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
         stream: Default::default(),
     };
     let ingress_app = ingress::Application::build(ingress_config).await.unwrap();
     let ingress_addr = ingress_app.local_addr().unwrap();
-    let ingress_stop = Shutdown::new();
-    let stop = ingress_stop.clone();
-    let ingress_task = tokio::spawn(async move { ingress_app.run(stop).await });
+    let ingress = TestService::spawn(ingress_addr, |s| ingress_app.run(s));
     h.sim.set_webhook(Some(WebhookTarget {
         url: format!("http://{ingress_addr}{}", ingress::WEBHOOK_PATH),
         secret: Secret::new(SECRET),
@@ -406,8 +406,7 @@ async fn webhook_to_proposal_to_reply_without_loops() {
     assert!(body.starts_with("Ada Lovelace replied"), "{body}");
 
     worker.stop().await;
-    ingress_stop.trigger();
-    let _ = ingress_task.await;
+    ingress.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Application wiring: one `AppState`, the router, background tasks (KV
-//! watch, consumers, sweeper), `Application::build` for `main` and tests, and
-//! `run(config, listener, shutdown)`.
+//! watch, consumers, sweeper), and `Application` (`build` binds and
+//! connects, `run` serves until shutdown) for `main`, the all-in-one stack
+//! and tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,17 +19,16 @@ use utoipa::OpenApi as _;
 use zengate_core::Secret;
 use zengate_core::events::ZENGATE_STREAM;
 use zengate_core::release::ReleaseKeys;
-use zengate_runtime::Shutdown;
-use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::bus::{self, BusError, Publisher};
 use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError as RedisError};
+use zengate_runtime::{Background, HttpLimits, Shutdown, serve};
 
 use crate::auth::ApproverTokens;
 use crate::config::{ApprovalConfig, OnTimeout};
 use crate::metrics::{ApprovalMetrics, RouteLabel};
 use crate::openapi::ApiDoc;
-use crate::publish::Publisher;
 use crate::store::{BUCKET, Store};
 use crate::visitor::VisitorVerifier;
 use crate::{api, console, intake, resume, sweeper, visitor};
@@ -69,17 +69,26 @@ pub struct AppState {
     pub auth_failure_limit: u64,
     pub auth_failure_window: Duration,
     pub stream_ticket_ttl: Duration,
+    /// `APPROVAL_RETENTION` (zero: the bucket keeps everything).
+    pub retention: Duration,
     /// Cancelled when the service stops (ends SSE streams and tasks).
     pub shutdown: Shutdown,
 }
 
 /// `approvals`: file storage, one revision kept per key is enough because
-/// the item carries its own history.
+/// the item carries its own history; settled items age out after the
+/// default retention (see `retention`).
 pub fn bucket_config() -> kv::Config {
+    bucket_config_for(crate::retention::DEFAULT)
+}
+
+/// [`bucket_config`] with `max_age = retention` (zero: keep everything).
+pub fn bucket_config_for(retention: Duration) -> kv::Config {
     kv::Config {
         bucket: BUCKET.to_owned(),
         description: "Approval items: proposals held for a human decision".to_owned(),
         history: 1,
+        max_age: retention,
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     }
@@ -92,6 +101,7 @@ pub struct Application {
     router: Router,
     client: async_nats::Client,
     state: Arc<AppState>,
+    limits: HttpLimits,
 }
 
 impl Application {
@@ -99,24 +109,24 @@ impl Application {
     /// `config.addr` (port 0 picks a free port).
     pub async fn build(config: ApprovalConfig) -> Result<Self, ApprovalError> {
         let listener = TcpListener::bind(config.addr).await?;
-        Self::with_listener(config, listener).await
-    }
-
-    pub async fn with_listener(
-        config: ApprovalConfig,
-        listener: TcpListener,
-    ) -> Result<Self, ApprovalError> {
         let client = bus::connect(&config.nats, "zengate-approval").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
-        bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
-        let kv = bus::ensure_kv(&js, bucket_config()).await?;
+        let replicas = config.nats.stream_replicas;
+        bus::ensure_stream(&js, bus::zengate_stream_config_replicated(replicas)).await?;
+        let bucket = kv::Config {
+            num_replicas: replicas,
+            ..bucket_config_for(config.retention)
+        };
+        let kv = bus::ensure_kv(&js, bucket).await?;
+        crate::retention::ensure(&js, config.retention).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();
         let metrics = ApprovalMetrics::register(&mut registry);
-        let pending = metrics.pending.clone();
-        let store = Arc::new(Store::new(kv, move |c| {
+        let (pending, indexed) = (metrics.pending.clone(), metrics.indexed.clone());
+        let store = Arc::new(Store::new(kv, config.recent_limit, move |c| {
             pending.set(i64::try_from(c.pending).unwrap_or(i64::MAX));
+            indexed.set(i64::try_from(c.indexed).unwrap_or(i64::MAX));
         }));
         let state = Arc::new(AppState {
             js: js.clone(),
@@ -140,6 +150,7 @@ impl Application {
             auth_failure_limit: config.auth_failure_limit,
             auth_failure_window: config.auth_failure_window,
             stream_ticket_ttl: config.stream_ticket_ttl,
+            retention: config.retention,
             shutdown: Shutdown::new(),
         });
         let checks = Checks {
@@ -156,9 +167,11 @@ impl Application {
             .route(console::STYLE_PATH, get(console::style))
             .route(console::PAGE_STYLE_PATH, get(console::page_style))
             .route("/v1/approvals", get(api::list))
+            .route("/v1/approvals/history", get(api::history))
             .route("/v1/approvals/{id}", get(api::get))
             .route("/v1/approvals/{id}/approve", post(api::approve))
             .route("/v1/approvals/{id}/reject", post(api::reject))
+            .route("/v1/approvals/{id}/retry", post(api::retry))
             .route("/v1/events", get(api::events))
             .route("/v1/events/ticket", post(api::events_ticket))
             .route("/v1/ticket-requests", post(visitor::create))
@@ -177,6 +190,7 @@ impl Application {
             router,
             client,
             state,
+            limits: config.http.clone(),
         })
     }
 
@@ -191,63 +205,32 @@ impl Application {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "approval listening");
         let app = self.state.clone();
+        // The state's own handle also ends SSE streams, so open streams do
+        // not hold the HTTP drain.
         let stop = app.shutdown.clone();
-        let mut tasks = vec![
-            tokio::spawn(app.store.clone().watch(stop.clone())),
-            tokio::spawn(intake::run_requests(app.clone(), stop.clone())),
-            tokio::spawn(intake::run_outcomes(app.clone(), stop.clone())),
-            tokio::spawn(sweeper::run(app.clone(), stop.clone())),
-        ];
-        let relay = {
-            let stop = stop.clone();
-            let outer = shutdown.clone();
-            tokio::spawn(async move {
-                outer.wait().await;
-                stop.trigger();
-            })
-        };
-        let wait = shutdown.clone();
-        // Connection info: the peer address the client-IP walk starts from.
-        let served = axum::serve(
+        let mut background = Background::default();
+        background.spawn(app.store.clone().watch(stop.clone()));
+        background.spawn(intake::run_requests(app.clone(), stop.clone()));
+        background.spawn(intake::run_outcomes(app.clone(), stop.clone()));
+        background.spawn(sweeper::run(app.clone(), stop.clone()));
+        let outer = shutdown.clone();
+        background.spawn(async move {
+            outer.wait().await;
+            stop.trigger();
+        });
+        serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            &self.limits,
+            background,
+            shutdown,
         )
-        .with_graceful_shutdown(async move { wait.wait().await })
         .await;
-        stop.trigger();
-        relay.abort();
-        // Bounded: a loop stuck on an unreachable NATS must not hold the
-        // process; unacked messages are redelivered.
-        let joined = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-            for t in &mut tasks {
-                let _ = t.await;
-            }
-        })
-        .await;
-        if joined.is_err() {
-            tracing::warn!("background loops did not stop in time; aborting them");
-            for t in &tasks {
-                t.abort();
-            }
-        }
-        zengate_runtime::bus::flush_bounded(&self.client).await;
+        self.state.shutdown.trigger();
+        bus::flush_bounded(&self.client).await;
         tracing::info!("approval stopped");
-        served?;
         Ok(())
     }
-}
-
-/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
-pub async fn run(
-    config: ApprovalConfig,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), ApprovalError> {
-    Application::with_listener(config, listener)
-        .await?
-        .run(shutdown)
-        .await
 }
 
 async fn observe(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {

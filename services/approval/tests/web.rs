@@ -98,14 +98,7 @@ async fn pages_carry_security_headers_and_no_inline_code() {
         assert_eq!(header(&res, "x-content-type-options"), "nosniff");
         assert!(!res.text().await.unwrap().is_empty());
     }
-    let js = svc
-        .get("/assets/console.js", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let js = svc.text("/assets/console.js").await;
     assert!(js.contains("/v1/events/ticket"));
     assert!(!js.contains("?token="));
 

@@ -85,6 +85,7 @@ async fn main() {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: nats.url().into(),
         redis: redis.url().into(),
+        http: Default::default(),
         redis_timeout: Duration::from_secs(1),
         keys: KeySources {
             widget: SecretSource::Inline(Secret::new("bench-shared-secret")),

@@ -1,5 +1,6 @@
-//! Application wiring: one `AppState`, the router, `Application::build` for
-//! `main` and tests, and `run(config, listener, shutdown)`.
+//! Application wiring: one `AppState`, the router, and `Application`
+//! (`build` binds and connects, `run` serves until shutdown) for `main`,
+//! the all-in-one stack and tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +13,12 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi as _;
 use zengate_core::events::ZENGATE_STREAM;
-use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::bus::{self, BusError, Publisher};
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
-use zengate_runtime::{ConfigError, Shutdown};
+use zengate_runtime::{Background, ConfigError, HttpLimits, Shutdown, serve};
 
 use crate::audit::AuditQueue;
 use crate::client_ip::TrustedProxies;
@@ -67,7 +67,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     client: async_nats::Client,
-    js: async_nats::jetstream::Context,
+    publisher: Publisher,
+    limits: HttpLimits,
     issuer: Arc<Issuer>,
     audit: Arc<AuditQueue>,
     keys: Arc<KeyStore>,
@@ -81,17 +82,14 @@ impl Application {
     /// `config.addr` (port 0 picks a free port).
     pub async fn build(config: AuthConfig) -> Result<Self, AuthError> {
         let listener = TcpListener::bind(config.addr).await?;
-        Self::with_listener(config, listener).await
-    }
-
-    pub async fn with_listener(
-        config: AuthConfig,
-        listener: TcpListener,
-    ) -> Result<Self, AuthError> {
         let keys = Arc::new(KeyStore::new(config.keys.clone())?);
         let client = bus::connect(&config.nats, "zengate-auth").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
-        bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
+        bus::ensure_stream(
+            &js,
+            bus::zengate_stream_config_replicated(config.nats.stream_replicas),
+        )
+        .await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
         let lookup = match &config.lookup {
             LookupConfig::Redis => Lookup::Redis(RedisUsers::new(redis.clone())),
@@ -168,10 +166,6 @@ impl Application {
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-            ))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                Duration::from_secs(10),
             ));
 
         #[cfg(unix)]
@@ -186,7 +180,8 @@ impl Application {
             listener,
             router,
             client,
-            js,
+            publisher: Publisher::new(js, config.publish_timeout),
+            limits: config.http.clone(),
             issuer,
             audit,
             keys,
@@ -215,43 +210,27 @@ impl Application {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), AuthError> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "auth listening");
-        let drainer = tokio::spawn(self.audit.clone().drain(self.js.clone(), shutdown.clone()));
-        let reloader = tokio::spawn(reload_loop(
+        let mut background = Background::default();
+        background.spawn(self.audit.clone().drain(self.publisher, shutdown.clone()));
+        background.spawn(reload_loop(
             self.keys.clone(),
             self.secret_poll,
             #[cfg(unix)]
             self.hangup,
             shutdown.clone(),
         ));
-        let wait = shutdown.clone();
-        let served = axum::serve(
+        serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            &self.limits,
+            background,
+            shutdown,
         )
-        .with_graceful_shutdown(async move { wait.wait().await })
         .await;
-        // Stop the helpers even when serving failed.
-        shutdown.trigger();
-        let _ = reloader.await;
-        let _ = drainer.await;
-        zengate_runtime::bus::flush_bounded(&self.client).await;
-        served?;
+        bus::flush_bounded(&self.client).await;
         tracing::info!("auth stopped");
         Ok(())
     }
-}
-
-/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
-pub async fn run(
-    config: AuthConfig,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), AuthError> {
-    Application::with_listener(config, listener)
-        .await?
-        .run(shutdown)
-        .await
 }
 
 fn cors(origins: &[String]) -> Result<Option<CorsLayer>, ConfigError> {

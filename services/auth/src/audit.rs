@@ -5,16 +5,19 @@
 //! While NATS is away audits wait (retried with backoff); when the queue is
 //! full the newest audit is dropped, counted and logged as an error, so a
 //! long outage costs audits visibly rather than memory or availability.
-//! `Nats-Msg-Id` is the `jti`, so a retry after a lost ack is deduplicated.
+//! `Nats-Msg-Id` is the `jti`, so a retry after a lost ack is deduplicated;
+//! `traceparent` is the issuing request's, recorded when it was queued.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream;
 use futures::future::join_all;
 use zengate_core::events::{JwtIssued, jwt_issued_subject};
+use zengate_core::headers as h;
 use zengate_runtime::Shutdown;
+use zengate_runtime::bus::{PublishError, Publisher};
+use zengate_runtime::telemetry::current_traceparent;
 
 use crate::metrics::AuthMetrics;
 
@@ -25,9 +28,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long shutdown keeps trying to publish what is left.
 const FINAL_FLUSH: Duration = Duration::from_secs(3);
 
+/// An audit and the trace it belongs to.
+#[derive(Debug, Clone)]
+struct Queued {
+    event: JwtIssued,
+    traceparent: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct AuditQueue {
-    queue: Mutex<VecDeque<JwtIssued>>,
+    queue: Mutex<VecDeque<Queued>>,
     capacity: usize,
     notify: tokio::sync::Notify,
     metrics: Arc<AuthMetrics>,
@@ -43,7 +53,7 @@ impl AuditQueue {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<JwtIssued>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         match self.queue.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -67,7 +77,10 @@ impl AuditQueue {
             );
             return false;
         }
-        q.push_back(event);
+        q.push_back(Queued {
+            event,
+            traceparent: current_traceparent(),
+        });
         self.metrics.audit_buffered.set(q.len() as i64);
         drop(q);
         self.notify.notify_one();
@@ -82,13 +95,13 @@ impl AuditQueue {
         self.len() == 0
     }
 
-    fn peek_batch(&self) -> Vec<JwtIssued> {
+    fn peek_batch(&self) -> Vec<Queued> {
         self.lock().iter().take(BATCH).cloned().collect()
     }
 
     /// Removes the first `n` audits (only the drainer removes, so these are
     /// exactly the ones it peeked) and puts the failed ones back in front.
-    fn settle(&self, n: usize, failed: Vec<JwtIssued>) {
+    fn settle(&self, n: usize, failed: Vec<Queued>) {
         let mut q = self.lock();
         let n = n.min(q.len());
         q.drain(..n);
@@ -99,29 +112,30 @@ impl AuditQueue {
     }
 
     /// Publishes one batch; returns how many failed.
-    async fn publish_batch(&self, js: &jetstream::Context) -> usize {
+    async fn publish_batch(&self, publisher: &Publisher) -> usize {
         let batch = self.peek_batch();
         if batch.is_empty() {
             return 0;
         }
-        let sends = batch.iter().map(|e| async move {
-            let Ok(payload) = serde_json::to_vec(e) else {
-                // Cannot happen for this plain struct; never retry it forever.
-                return true;
+        let sends = batch.iter().map(|q| async move {
+            let trace: &[(&'static str, &str)] = match &q.traceparent {
+                Some(t) => &[(h::TRACEPARENT, t.as_str())],
+                None => &[],
             };
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", e.jti.as_str());
-            match js
-                .publish_with_headers(jwt_issued_subject(&e.kind), headers, payload.into())
-                .await
-            {
-                Ok(ack) => ack.await.is_ok(),
-                Err(_) => false,
-            }
+            let sent = publisher
+                .json_with_headers(
+                    jwt_issued_subject(&q.event.kind),
+                    &q.event.jti,
+                    &q.event,
+                    trace,
+                )
+                .await;
+            // An audit that cannot be encoded never will be: do not retry it.
+            matches!(sent, Ok(_) | Err(PublishError::Encode(_)))
         });
         let results = join_all(sends).await;
         let n = batch.len();
-        let failed: Vec<JwtIssued> = batch
+        let failed: Vec<Queued> = batch
             .into_iter()
             .zip(results)
             .filter_map(|(e, ok)| (!ok).then_some(e))
@@ -134,7 +148,7 @@ impl AuditQueue {
 
     /// The background publisher: runs until `shutdown`, then tries for a
     /// little longer to publish what is left.
-    pub async fn drain(self: Arc<Self>, js: jetstream::Context, shutdown: Shutdown) {
+    pub async fn drain(self: Arc<Self>, publisher: Publisher, shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(50);
         let mut warned = false;
         loop {
@@ -145,7 +159,7 @@ impl AuditQueue {
                 }
                 continue;
             }
-            if self.publish_batch(&js).await == 0 {
+            if self.publish_batch(&publisher).await == 0 {
                 if warned {
                     tracing::info!("audit publishing recovered");
                     warned = false;
@@ -168,7 +182,7 @@ impl AuditQueue {
         }
         let deadline = tokio::time::Instant::now() + FINAL_FLUSH;
         while !self.is_empty() && tokio::time::Instant::now() < deadline {
-            if self.publish_batch(&js).await > 0 {
+            if self.publish_batch(&publisher).await > 0 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

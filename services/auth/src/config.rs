@@ -34,6 +34,8 @@ pub struct AuthConfig {
     pub addr: SocketAddr,
     pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
+    /// Bounds on HTTP clients (`HTTP_*`).
+    pub http: zengate_runtime::HttpLimits,
     pub redis_timeout: Duration,
     pub keys: KeySources,
     /// `exp - iat` of every token.
@@ -102,6 +104,7 @@ impl AuthConfig {
             addr: env.addr_or("AUTH_ADDR", "0.0.0.0:8081")?,
             nats: common.nats,
             redis: common.redis,
+            http: common.http,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
             keys: key_sources(env)?,
             token_ttl,

@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod users;
 
-pub use app::{Application, AuthError, run};
+pub use app::{Application, AuthError};
 pub use config::AuthConfig;
 
 /// The JWT URL configured in Zendesk (DESIGN.md).

@@ -73,7 +73,7 @@ async fn nats_outage_buffers_audits_without_blocking_issuance() {
     })
     .await;
 
-    app.nats.stop().await;
+    app.infra.nats.stop().await;
     let mut jtis = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
@@ -87,7 +87,7 @@ async fn nats_outage_buffers_audits_without_blocking_issuance() {
     }
     assert!(app.metric("zengate_auth_audit_buffered").await >= 1.0);
 
-    app.nats.restart().await;
+    app.infra.nats.restart().await;
     let audits = eventually(
         "buffered audits published",
         Duration::from_secs(20),
@@ -115,13 +115,13 @@ async fn nats_outage_buffers_audits_without_blocking_issuance() {
 async fn full_buffer_drops_are_counted() {
     let mut app = TestApp::start_with(|c| c.audit_buffer = 3).await;
     let token = app.add_user("Full", "full@example.com", None).await;
-    app.nats.stop().await;
+    app.infra.nats.stop().await;
     for _ in 0..6 {
         assert_eq!(app.widget(&token).await.status(), 200);
     }
     assert_eq!(app.metric("zengate_auth_audit_dropped_total").await, 3.0);
     assert_eq!(app.metric("zengate_auth_audit_buffered").await, 3.0);
-    app.nats.restart().await;
+    app.infra.nats.restart().await;
     eventually(
         "the three kept audits arrive",
         Duration::from_secs(20),

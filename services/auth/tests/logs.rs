@@ -26,9 +26,9 @@ async fn logs_hold_no_secret_token_or_jwt() {
     // a rotation and an outage log too
     std::fs::write(&app.secret_file, "the-next-secret-value-42").unwrap();
     app.keys.reload_logged("test");
-    app.redis.stop().await;
+    app.infra.redis.stop().await;
     assert_eq!(app.widget(&token).await.status(), 503);
-    app.redis.restart().await;
+    app.infra.redis.restart().await;
     let t2 = app.add_user("Log2", "log2@example.com", None).await;
     jwts.push(
         TestApp::jwt_of(

@@ -6,21 +6,18 @@
 use auth::Application;
 use auth::config::AuthConfig;
 use serde_json::Value;
-use zengate_runtime::{Env, Shutdown};
-use zengate_testkit::{NatsServer, RedisServer};
+use zengate_runtime::Env;
+use zengate_testkit::{NatsServer, RedisServer, TestService};
 
 /// Starts auth from `env` and returns the `/readyz` status and body.
 async fn readyz(env: &Env) -> (u16, Value) {
     let config = AuthConfig::from_env(env).expect("auth config");
     let app = Application::build(config).await.expect("auth builds");
-    let addr = app.local_addr().unwrap();
-    let shutdown = Shutdown::new();
-    let run = tokio::spawn(app.run(shutdown.clone()));
-    let res = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    let svc = TestService::spawn(app.local_addr().unwrap(), |s| app.run(s));
+    let res = svc.get("/readyz", None).send().await.unwrap();
     let status = res.status().as_u16();
     let body = res.json().await.unwrap();
-    shutdown.trigger();
-    run.await.unwrap().unwrap();
+    svc.stop().await;
     (status, body)
 }
 
@@ -35,7 +32,7 @@ fn redis_check(body: &Value) -> &Value {
 
 #[tokio::test]
 async fn ready_only_with_the_right_redis_password() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    zengate_testkit::init_telemetry();
     let dir = tempfile::tempdir().unwrap();
     let jwt_secret = dir.path().join("jwt-secret");
     std::fs::write(&jwt_secret, "widget-shared-secret-0123456789abcdef\n").unwrap();

@@ -185,7 +185,7 @@ async fn missing_malformed_and_unknown_tokens_are_refused() {
 async fn malformed_tokens_are_refused_without_a_lookup() {
     let mut app = TestApp::start().await;
     // With Redis down a lookup would answer 503: a 400 proves none happened.
-    app.redis.stop().await;
+    app.infra.redis.stop().await;
     let res = app.widget("bad.token").await;
     assert_eq!(error_of(res).await, (400, "malformed_user_token".into()));
     let res = app.widget("well-formed-token-123").await;
@@ -426,15 +426,7 @@ async fn health_ready_metrics_and_demo() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["nats", "stream:ZENGATE", "redis"]);
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     for series in [
         "zengate_auth_audit_buffered",
         "zengate_auth_audit_dropped_total",
@@ -455,7 +447,7 @@ async fn health_ready_metrics_and_demo() {
     }
     assert!(html.contains("&lt;script id=\"ze-snippet\""));
     // Redis is required for readiness.
-    app.redis.stop().await;
+    app.infra.redis.stop().await;
     let res = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
 }

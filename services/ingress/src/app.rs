@@ -1,9 +1,9 @@
-//! Application wiring: one `AppState`, the router, `Application::build` for
-//! `main` and tests, and `run(config, listener, shutdown)`.
+//! Application wiring: one `AppState`, the router, and `Application`
+//! (`build` binds and connects, `run` serves until shutdown) for `main`,
+//! the all-in-one stack and tests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -12,13 +12,12 @@ use axum::response::Response;
 use axum::routing::post;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi as _;
 use zengate_core::events::ZENDESK_STREAM;
-use zengate_runtime::Shutdown;
-use zengate_runtime::bus::{self, BusError};
+use zengate_runtime::bus::{self, BusError, Publisher};
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
+use zengate_runtime::{Background, HttpLimits, Shutdown, serve};
 
 use crate::breaker::{BreakerSettings, GuardedRedis};
 use crate::budget::BodyBudget;
@@ -42,10 +41,9 @@ pub enum IngressError {
 #[derive(Debug)]
 pub struct AppState {
     pub rules: Rules,
-    pub js: async_nats::jetstream::Context,
+    pub publisher: Publisher,
     pub dedup: Dedup,
     pub budget: BodyBudget,
-    pub publish_timeout: Duration,
     pub metrics: IngressMetrics,
 }
 
@@ -55,6 +53,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     client: async_nats::Client,
+    limits: HttpLimits,
     /// Stops the background work (the Redis prober) once serving ends.
     background: Shutdown,
 }
@@ -64,13 +63,6 @@ impl Application {
     /// (port 0 picks a free port).
     pub async fn build(config: IngressConfig) -> Result<Self, IngressError> {
         let listener = TcpListener::bind(config.addr).await?;
-        Self::with_listener(config, listener).await
-    }
-
-    pub async fn with_listener(
-        config: IngressConfig,
-        listener: TcpListener,
-    ) -> Result<Self, IngressError> {
         config.warn_on_weak_settings();
         let client = bus::connect(&config.nats, "zengate-ingress").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
@@ -107,13 +99,12 @@ impl Application {
                 body_limit: config.body_limit,
                 signature_max_age: config.signature_max_age,
             },
-            js: js.clone(),
+            publisher: Publisher::new(js.clone(), config.publish_timeout),
             dedup,
             budget: BodyBudget::new(
                 config.max_inflight_bytes,
                 metrics.inflight_body_bytes.clone(),
             ),
-            publish_timeout: config.publish_timeout,
             metrics,
         });
         let checks = Checks {
@@ -134,15 +125,12 @@ impl Application {
             .merge(health::routes(checks, Arc::new(registry)))
             .merge(zengate_runtime::openapi::routes(
                 crate::openapi::ApiDoc::openapi(),
-            ))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                Duration::from_secs(10),
             ));
         Ok(Self {
             listener,
             router,
             client,
+            limits: config.http,
             background,
         })
     }
@@ -155,27 +143,19 @@ impl Application {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), IngressError> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "ingress listening");
-        let wait = shutdown.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { wait.wait().await })
-            .await?;
+        serve(
+            self.listener,
+            self.router,
+            &self.limits,
+            Background::default(),
+            shutdown,
+        )
+        .await;
         self.background.trigger();
-        zengate_runtime::bus::flush_bounded(&self.client).await;
+        bus::flush_bounded(&self.client).await;
         tracing::info!("ingress stopped");
         Ok(())
     }
-}
-
-/// `run(config, listener, shutdown)`: the entry the all-in-one host uses.
-pub async fn run(
-    config: IngressConfig,
-    listener: TcpListener,
-    shutdown: Shutdown,
-) -> Result<(), IngressError> {
-    Application::with_listener(config, listener)
-        .await?
-        .run(shutdown)
-        .await
 }
 
 async fn count_status(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -19,6 +19,8 @@ pub struct IngressConfig {
     pub addr: SocketAddr,
     pub nats: NatsConfig,
     pub redis: zengate_runtime::RedisConfig,
+    /// Bounds on HTTP clients (`HTTP_*`).
+    pub http: zengate_runtime::HttpLimits,
     /// Any one of these verifies a delivery (rotation).
     pub secrets: Vec<Secret>,
     pub account_id: u64,
@@ -55,6 +57,7 @@ pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
 impl IngressConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = Common::from_env(env)?;
+        let stream_replicas = common.nats.stream_replicas;
         let mut secrets = env.secret_list("ZENDESK_WEBHOOK_SIGNING_SECRET")?;
         if env.bool_or("ZENDESK_ACCEPT_TEST_SIGNATURES", false)? {
             secrets.push(Secret::new(ZENDESK_TEST_SIGNING_SECRET));
@@ -92,6 +95,7 @@ impl IngressConfig {
             addr: env.addr_or("INGRESS_ADDR", "0.0.0.0:8080")?,
             nats: common.nats,
             redis: common.redis,
+            http: common.http,
             secrets,
             account_id: env.positive_id("ZENDESK_ACCOUNT_ID")?,
             webhook_id: env.get("ZENDESK_WEBHOOK_ID"),
@@ -109,7 +113,12 @@ impl IngressConfig {
                     .duration_or("INGRESS_STREAM_MAX_AGE", Duration::from_secs(7 * 86400))?,
                 duplicate_window: env
                     .duration_or("INGRESS_STREAM_DUPLICATE_WINDOW", Duration::from_secs(600))?,
-                replicas: env.parse_or("INGRESS_STREAM_REPLICAS", 1usize)?,
+                // The ingress's own name wins over the shared one.
+                replicas: zengate_runtime::nats::stream_replicas(
+                    env,
+                    "INGRESS_STREAM_REPLICAS",
+                    stream_replicas,
+                )?,
             },
         })
     }

@@ -14,7 +14,7 @@ pub mod openapi;
 pub mod request;
 pub mod webhook;
 
-pub use app::{Application, run};
+pub use app::Application;
 pub use config::IngressConfig;
 
 /// Path of the webhook endpoint (DESIGN.md).

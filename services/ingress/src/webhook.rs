@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{Instrument, field};
 use zengate_core::headers as h;
+use zengate_runtime::bus::PublishError;
 use zengate_runtime::error::ApiError;
-use zengate_runtime::telemetry::inject_trace_context;
 
 use crate::app::AppState;
 use crate::breaker::RedisUnavailable;
@@ -137,26 +137,20 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), A
         }
     }
 
-    let headers = bus_headers(&delivery, &msg_id, received_at);
+    let headers = bus_headers(&delivery, received_at);
     let started = Instant::now();
-    let ack = async {
-        app.js
-            .publish_with_headers(subject, headers, body)
-            .await?
-            .await
-    };
-    let ack = tokio::time::timeout(app.publish_timeout, ack).await;
+    let ack = app.publisher.bytes(subject, &msg_id, headers, body).await;
     app.metrics
         .publish_seconds
         .observe(started.elapsed().as_secs_f64());
     let ack = match ack {
-        Ok(Ok(ack)) => ack,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "publish failed; asking Zendesk to retry");
+        Ok(ack) => ack,
+        Err(e @ PublishError::Timeout { .. }) => {
+            tracing::warn!(error = %e, "publish not acknowledged in time; asking Zendesk to retry");
             return Err(unavailable());
         }
-        Err(_) => {
-            tracing::warn!("publish not acknowledged in time; asking Zendesk to retry");
+        Err(e) => {
+            tracing::warn!(error = %e, "publish failed; asking Zendesk to retry");
             return Err(unavailable());
         }
     };
@@ -192,9 +186,10 @@ fn busy() -> ApiError {
 /// `Retry-After` of a `busy` answer: bursts drain within a second or two.
 const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
-fn bus_headers(d: &Delivery, msg_id: &str, received_at: OffsetDateTime) -> async_nats::HeaderMap {
+/// The Zendesk delivery headers carried on the bus; the publisher adds the
+/// message id and `traceparent`.
+fn bus_headers(d: &Delivery, received_at: OffsetDateTime) -> async_nats::HeaderMap {
     let mut m = async_nats::HeaderMap::new();
-    m.insert(h::NATS_MSG_ID, msg_id);
     m.insert(h::BUS_ACCOUNT_ID, d.account_id.to_string().as_str());
     m.insert(h::BUS_WEBHOOK_ID, d.webhook_id.as_str());
     m.insert(h::BUS_INVOCATION_ID, d.invocation_id.as_str());
@@ -203,6 +198,5 @@ fn bus_headers(d: &Delivery, msg_id: &str, received_at: OffsetDateTime) -> async
     if let Ok(ts) = received_at.format(&Rfc3339) {
         m.insert(h::BUS_RECEIVED_AT, ts.as_str());
     }
-    inject_trace_context(&mut m);
     m
 }

@@ -95,7 +95,7 @@ async fn redis_lost_mid_traffic_trips_the_breaker_and_recovery_resumes_redis_ded
     assert_eq!(app.signed(&first).send().await.unwrap().status(), 200);
     app.wait_remembered("42:e-before").await;
 
-    app.redis.stop().await;
+    app.infra.redis.stop().await;
     let during = ticket_event(42, "e-during", 5, "comment_added");
     for _ in 0..3 {
         assert_eq!(app.signed(&during).send().await.unwrap().status(), 200);
@@ -106,7 +106,7 @@ async fn redis_lost_mid_traffic_trips_the_breaker_and_recovery_resumes_redis_ded
 
     // Redis comes back empty: the breaker closes, and the id of the event
     // acknowledged during the outage is written from the backlog.
-    app.redis.restart().await;
+    app.infra.redis.restart().await;
     app.wait_metric(OPEN, 0.0).await;
     app.wait_remembered("42:e-during").await;
     // Past the JetStream window, a redelivery is caught by Redis again.

@@ -440,7 +440,7 @@ async fn concurrent_copies_yield_one_message() {
 #[tokio::test]
 async fn redis_down_degrades_but_keeps_intake() {
     let mut app = TestApp::start().await;
-    app.redis.stop().await;
+    app.infra.redis.stop().await;
     let body = ticket_event(42, "e-noredis", 5, "created");
     assert_eq!(app.signed(&body).send().await.unwrap().status(), 200);
     // the JetStream window still catches a quick redelivery
@@ -459,7 +459,7 @@ async fn redis_down_degrades_but_keeps_intake() {
         "redis is optional for ingress readiness"
     );
     // Redis back: dedup by Redis resumes.
-    app.redis.restart().await;
+    app.infra.redis.restart().await;
     let body = ticket_event(42, "e-redis-back", 5, "created");
     assert_eq!(app.signed(&body).send().await.unwrap().status(), 200);
     app.wait_remembered("42:e-redis-back").await;
@@ -468,7 +468,7 @@ async fn redis_down_degrades_but_keeps_intake() {
 #[tokio::test]
 async fn nats_outage_answers_503_and_intake_resumes() {
     let mut app = TestApp::start_with(|c| c.publish_timeout = Duration::from_millis(800)).await;
-    app.nats.stop().await;
+    app.infra.nats.stop().await;
     let body = ticket_event(42, "e-outage", 9, "created");
     let res = app.signed(&body).send().await.unwrap();
     assert_eq!(res.status(), 503);
@@ -488,7 +488,7 @@ async fn nats_outage_answers_503_and_intake_resumes() {
         .unwrap();
     assert_eq!(ready.status(), 503);
 
-    app.nats.restart().await;
+    app.infra.nats.restart().await;
     // Zendesk retries until the bus is back; the first 200 means durable.
     let status = eventually("intake to resume", Duration::from_secs(20), || {
         let req = app.signed(&body);

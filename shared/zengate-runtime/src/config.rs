@@ -14,6 +14,7 @@ use zengate_core::ids::parse_canonical_id;
 
 use crate::nats::NatsConfig;
 use crate::redis_config::RedisConfig;
+use crate::serve::HttpLimits;
 
 /// A configuration problem, always naming the variable. Never includes a
 /// secret's value.
@@ -229,6 +230,7 @@ pub fn read_secret_file(var: &str, path: &str) -> Result<Secret, ConfigError> {
 pub struct Common {
     pub nats: NatsConfig,
     pub redis: RedisConfig,
+    pub http: HttpLimits,
 }
 
 impl Common {
@@ -236,6 +238,7 @@ impl Common {
         Ok(Self {
             nats: NatsConfig::from_env(env)?,
             redis: RedisConfig::from_env(env)?,
+            http: HttpLimits::from_env(env)?,
         })
     }
 }

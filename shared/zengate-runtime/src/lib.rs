@@ -10,10 +10,12 @@ pub mod nats;
 pub mod openapi;
 pub mod redis_config;
 pub mod redis_store;
+pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{ConfigError, Env};
 pub use nats::NatsConfig;
 pub use redis_config::RedisConfig;
+pub use serve::{Background, HttpLimits, serve};
 pub use shutdown::Shutdown;

@@ -26,11 +26,6 @@ impl Shutdown {
         self.0.cancelled().await;
     }
 
-    /// A child that is cancelled with this one but can also be cancelled alone.
-    pub fn child(&self) -> Shutdown {
-        Shutdown(self.0.child_token())
-    }
-
     /// Triggers this handle on SIGTERM or Ctrl-C. Spawn once in `main`.
     pub fn trigger_on_signals(&self) {
         let me = self.clone();

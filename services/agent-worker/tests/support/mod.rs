@@ -10,8 +10,7 @@ use std::time::Duration;
 use agent_worker::drafter::{Draft, DraftError, Drafter, Proposal, TicketContext};
 use agent_worker::{Application, Role, SharedDrafter, WorkerConfig};
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
+use async_nats::jetstream;
 use futures::future::BoxFuture;
 use zendesk_client::{ClientConfig, Credentials, ZendeskClient};
 use zendesk_sim::{SimConfig, SimHandle, Simulator};
@@ -20,9 +19,8 @@ use zengate_core::events::{
     ApprovalReleased, FieldChanges, ZENDESK_STREAM, ZENGATE_STREAM, approval_released_subject,
 };
 use zengate_core::release::{self, ReleaseKeys};
-use zengate_runtime::Shutdown;
 use zengate_runtime::bus;
-use zengate_testkit::{NatsServer, RedisServer, eventually};
+use zengate_testkit::{Infra, TestService};
 
 pub const ACCOUNT: u64 = 42;
 pub const EMAIL: &str = "bot@example.com";
@@ -30,38 +28,39 @@ pub const TOKEN: &str = "sim-api-token";
 /// The release-signing key shared with the (simulated) approval service.
 pub const RELEASE_KEY: &str = "test-release-signing-key-0123456789abcdef";
 
-/// NATS, Redis and the simulator for one test.
+/// NATS, Redis (the shared [`Infra`], which it derefs to) and the
+/// simulator for one test.
 pub struct Harness {
-    pub nats: NatsServer,
-    pub redis: RedisServer,
+    pub infra: Infra,
     pub sim: SimHandle,
-    pub js: jetstream::Context,
     pub zendesk: ZendeskClient,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Infra;
+
+    fn deref(&self) -> &Infra {
+        &self.infra
+    }
 }
 
 impl Harness {
     pub async fn start() -> Self {
-        telemetry();
-        let nats = NatsServer::start().await;
-        let redis = RedisServer::start().await;
+        let infra = Infra::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = Simulator::start(SimConfig::new(EMAIL, TOKEN, ACCOUNT), listener)
             .await
             .unwrap();
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = jetstream::new(client);
-        bus::ensure_stream(&js, bus::zendesk_stream_config(&Default::default()))
+        bus::ensure_stream(&infra.js, bus::zendesk_stream_config(&Default::default()))
             .await
             .unwrap();
-        bus::ensure_stream(&js, bus::zengate_stream_config())
+        bus::ensure_stream(&infra.js, bus::zengate_stream_config())
             .await
             .unwrap();
         let zendesk = ZendeskClient::new(client_config(&sim)).unwrap();
         Self {
-            nats,
-            redis,
+            infra,
             sim,
-            js,
             zendesk,
         }
     }
@@ -72,6 +71,7 @@ impl Harness {
             addr: "127.0.0.1:0".parse().unwrap(),
             nats: self.nats.url().into(),
             redis: self.redis.url().into(),
+            http: Default::default(),
             account_id: ACCOUNT,
             zendesk: client_config(&self.sim),
             partitions: 16,
@@ -90,6 +90,7 @@ impl Harness {
             redis_timeout: Duration::from_millis(500),
             nats_timeout: Duration::from_secs(5),
             release_keys: Some(ReleaseKeys::single(RELEASE_KEY)),
+            drafter: Default::default(),
         }
     }
 
@@ -182,11 +183,6 @@ impl Harness {
             .unwrap();
     }
 
-    /// Every message on `stream` whose subject matches `filter`.
-    pub async fn read_all(&self, stream: &str, filter: &str) -> Vec<jetstream::Message> {
-        read_all(&self.js, stream, filter).await
-    }
-
     pub async fn proposals(&self) -> Vec<zengate_core::events::ApprovalRequested> {
         self.read_all(ZENGATE_STREAM, "zengate.approval.requested.>")
             .await
@@ -195,16 +191,9 @@ impl Harness {
             .collect()
     }
 
-    pub async fn count(&self, stream: &str, filter: &str) -> usize {
-        self.read_all(stream, filter).await.len()
-    }
-
     /// Waits until `filter` holds at least `n` messages on ZENGATE.
     pub async fn wait_for(&self, filter: &str, n: usize, deadline: Duration) {
-        eventually(&format!("{n} messages on {filter}"), deadline, || async {
-            (self.count(ZENGATE_STREAM, filter).await >= n).then_some(())
-        })
-        .await;
+        self.wait_count(ZENGATE_STREAM, filter, n, deadline).await;
     }
 
     pub async fn work_stream_empty(&self) -> bool {
@@ -216,44 +205,6 @@ impl Harness {
         let mut s = self.js.get_stream(ZENDESK_STREAM).await.unwrap();
         s.info().await.unwrap().state.messages
     }
-}
-
-pub async fn read_all(
-    js: &jetstream::Context,
-    stream: &str,
-    filter: &str,
-) -> Vec<jetstream::Message> {
-    let stream = js.get_stream(stream).await.unwrap();
-    let mut c: consumer::PullConsumer = stream
-        .create_consumer(consumer::pull::Config {
-            filter_subject: filter.to_owned(),
-            ack_policy: consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(10),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut remaining = c.info().await.unwrap().num_pending;
-    let mut out = Vec::new();
-    while remaining > 0 {
-        let mut batch = c
-            .fetch()
-            .max_messages(remaining.min(1000) as usize)
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-            .unwrap();
-        let before = out.len();
-        while let Some(m) = batch.next().await {
-            let m = m.unwrap();
-            remaining = m.info().unwrap().pending;
-            out.push(m);
-        }
-        if out.len() == before {
-            break;
-        }
-    }
-    out
 }
 
 pub fn client_config(sim: &SimHandle) -> ClientConfig {
@@ -297,11 +248,15 @@ fn fastrand_id() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A running worker instance.
-pub struct Worker {
-    pub shutdown: Shutdown,
-    pub join: tokio::task::JoinHandle<()>,
-    pub addr: std::net::SocketAddr,
+/// A running worker instance; derefs to the [`TestService`].
+pub struct Worker(TestService);
+
+impl std::ops::Deref for Worker {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 impl Worker {
@@ -309,38 +264,19 @@ impl Worker {
         let app = Application::build_with_drafter(config, drafter)
             .await
             .expect("worker builds");
-        let addr = app.local_addr().unwrap();
-        let shutdown = Shutdown::new();
-        let s = shutdown.clone();
-        let join = tokio::spawn(async move {
-            app.run(s).await.expect("worker runs");
-        });
-        Self {
-            shutdown,
-            join,
-            addr,
-        }
+        Self(TestService::spawn(app.local_addr().unwrap(), |s| {
+            app.run(s)
+        }))
     }
 
     /// Graceful stop: drains and returns.
     pub async fn stop(self) {
-        self.shutdown.trigger();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
+        self.0.stop().await;
     }
 
     /// Like a crash: in-flight messages are neither acked nor nak'ed.
     pub fn kill(self) {
-        self.join.abort();
-    }
-
-    pub async fn metric(&self, series: &str) -> f64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        zengate_testkit::metric_value(&text, series)
+        self.0.kill();
     }
 }
 
@@ -435,6 +371,7 @@ impl Drafter for RecordingDrafter {
                     fields: FieldChanges::default(),
                 },
                 reasons: vec!["test".to_owned()],
+                info: None,
             }))
         })
     }
@@ -469,15 +406,4 @@ pub fn assert_ordered(journal: &Journal) {
             last = Some(n);
         }
     }
-}
-
-/// The same telemetry set-up as the binary, once per process.
-fn telemetry() {
-    static GUARD: std::sync::OnceLock<Option<zengate_runtime::telemetry::TelemetryGuard>> =
-        std::sync::OnceLock::new();
-    GUARD.get_or_init(|| {
-        let env =
-            zengate_runtime::Env::from_pairs([("RUST_LOG", "warn"), ("LOG_FORMAT", "pretty")]);
-        zengate_runtime::telemetry::init("agent-worker-test", &env).ok()
-    });
 }

@@ -5,24 +5,22 @@
 
 pub mod webdriver;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use approval::auth::ApproverTokens;
 use approval::{Application, ApprovalConfig, OnTimeout};
 use async_nats::jetstream;
-use futures::TryStreamExt;
 use serde_json::Value;
 use time::OffsetDateTime;
 use zengate_core::Secret;
 use zengate_core::events::{
-    Action, ApprovalRequested, FieldChanges, ProposalContext, ProposalSource, V1,
+    Action, ActionOutcome, ApprovalRequested, AuthorRole, Citation, ConversationEntry, DraftInfo,
+    FieldChanges, ProposalContext, ProposalSource, V1, ZENGATE_STREAM, action_outcome_subject,
     approval_requested_subject,
 };
 use zengate_core::release::ReleaseKeys;
-use zengate_runtime::Shutdown;
-use zengate_testkit::{NatsServer, RedisServer, eventually};
+use zengate_testkit::{TestService, eventually};
 
 pub const ACCOUNT: u64 = 42;
 pub const ALICE: &str = "tok-alice-0123456789abcdef0123456789";
@@ -36,6 +34,7 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: nats_url.into(),
         redis: redis_url.into(),
+        http: Default::default(),
         account_id: ACCOUNT,
         jwt_secret: Secret::new(JWT_SECRET),
         approvers: ApproverTokens::parse(&Secret::new(format!("alice:{ALICE},bob:{BOB}"))).unwrap(),
@@ -54,31 +53,31 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
         auth_failure_limit: 20,
         auth_failure_window: Duration::from_secs(60),
         stream_ticket_ttl: Duration::from_secs(30),
+        retention: approval::retention::DEFAULT,
+        recent_limit: 1000,
     }
 }
 
-/// Private NATS + Redis and a JetStream handle for the test itself.
-pub struct Infra {
-    pub nats: NatsServer,
-    pub redis: RedisServer,
-    pub js: jetstream::Context,
+/// The shared harness's NATS + Redis, with approval-specific helpers.
+pub struct Infra(zengate_testkit::Infra);
+
+impl std::ops::Deref for Infra {
+    type Target = zengate_testkit::Infra;
+
+    fn deref(&self) -> &zengate_testkit::Infra {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Infra {
+    fn deref_mut(&mut self) -> &mut zengate_testkit::Infra {
+        &mut self.0
+    }
 }
 
 impl Infra {
     pub async fn start() -> Self {
-        telemetry();
-        let nats = NatsServer::start().await;
-        let redis = RedisServer::start().await;
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect(nats.url())
-            .await
-            .unwrap();
-        Self {
-            nats,
-            redis,
-            js: jetstream::new(client),
-        }
+        Self(zengate_testkit::Infra::start().await)
     }
 
     pub fn config(&self) -> ApprovalConfig {
@@ -96,52 +95,62 @@ impl Infra {
             .unwrap();
     }
 
+    /// Publishes the worker's outcome of `id` on `zengate.action.applied|failed.…`
+    /// (these tests stand in for the worker).
+    pub async fn publish_outcome(&self, id: &str, ticket: &str, error: Option<&str>) {
+        let outcome = ActionOutcome {
+            v: V1,
+            approval_id: id.to_owned(),
+            account_id: ACCOUNT.to_string(),
+            ticket_id: Some(ticket.to_owned()),
+            action_type: "reply".into(),
+            applied: error.is_none(),
+            error: error.map(str::to_owned),
+            result_id: error.is_none().then(|| "9001".to_owned()),
+            at: OffsetDateTime::now_utc(),
+        };
+        self.js
+            .publish(
+                action_outcome_subject(error.is_none(), &ACCOUNT.to_string(), Some(ticket)),
+                serde_json::to_vec(&outcome).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
     /// Messages stored in `ZENGATE` on subjects matching `filter`.
     pub async fn count(&self, filter: &str) -> usize {
-        let stream = self.js.get_stream("ZENGATE").await.unwrap();
-        let mut info = stream.info_with_subjects(filter).await.unwrap();
-        let mut total = 0;
-        while let Some((_, n)) = info.try_next().await.unwrap() {
-            total += n;
-        }
-        total
+        self.0.count(ZENGATE_STREAM, filter).await
     }
 
     /// Body of the last message on `subject`.
     pub async fn last(&self, subject: &str) -> Value {
-        let stream = self.js.get_stream("ZENGATE").await.unwrap();
-        let m = stream
-            .get_last_raw_message_by_subject(subject)
-            .await
-            .unwrap();
-        serde_json::from_slice(&m.payload).unwrap()
+        serde_json::from_slice(&self.last_message(subject).await.payload).unwrap()
     }
 
     /// The last message on `subject`, headers included.
     pub async fn last_message(&self, subject: &str) -> jetstream::message::StreamMessage {
-        let stream = self.js.get_stream("ZENGATE").await.unwrap();
-        stream
-            .get_last_raw_message_by_subject(subject)
-            .await
-            .unwrap()
+        self.0.last_message(ZENGATE_STREAM, subject).await
     }
 
     pub async fn wait_count(&self, filter: &str, n: usize) {
-        eventually(
-            &format!("{n} message(s) on {filter}"),
-            Duration::from_secs(10),
-            || async { (self.count(filter).await >= n).then_some(()) },
-        )
-        .await;
+        self.0
+            .wait_count(ZENGATE_STREAM, filter, n, Duration::from_secs(10))
+            .await;
     }
 }
 
-/// One running service.
-pub struct Svc {
-    pub addr: SocketAddr,
-    pub http: reqwest::Client,
-    pub shutdown: Shutdown,
-    join: tokio::task::JoinHandle<()>,
+/// One running approval service; derefs to the [`TestService`].
+pub struct Svc(TestService);
+
+impl std::ops::Deref for Svc {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 impl Svc {
@@ -157,50 +166,24 @@ impl Svc {
 
     pub async fn start_config(config: ApprovalConfig) -> Self {
         let app = Application::build(config).await.expect("approval builds");
-        let addr = app.local_addr().unwrap();
-        let shutdown = Shutdown::new();
-        let s = shutdown.clone();
-        let join = tokio::spawn(async move {
-            app.run(s).await.expect("approval runs");
-        });
-        Self {
-            addr,
-            http: reqwest::Client::new(),
-            shutdown,
-            join,
-        }
-    }
-
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base(), path)
+        Self(TestService::spawn(app.local_addr().unwrap(), |s| {
+            app.run(s)
+        }))
     }
 
     pub async fn stop(self) {
-        self.shutdown.trigger();
-        tokio::time::timeout(Duration::from_secs(15), self.join)
+        self.0.stop().await;
+    }
+
+    /// `POST /v1/approvals/{id}/{verb}` (approve, reject, retry) without a
+    /// body; the status.
+    pub async fn act(&self, id: &str, verb: &str, token: &str) -> u16 {
+        self.post(&format!("/v1/approvals/{id}/{verb}"), Some(token))
+            .send()
             .await
-            .expect("service stops in time")
-            .unwrap();
-    }
-
-    pub fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
-        let r = self.http.get(self.url(path));
-        match token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
-    }
-
-    pub fn post(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
-        let r = self.http.post(self.url(path));
-        match token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     pub async fn item(&self, id: &str) -> Option<Value> {
@@ -255,19 +238,6 @@ impl Svc {
         )
         .await;
     }
-
-    pub async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        zengate_testkit::metric_value(&text, series)
-    }
 }
 
 static N: AtomicU64 = AtomicU64::new(1);
@@ -309,22 +279,90 @@ pub fn reply_request(ticket: &str, body: &str) -> ApprovalRequested {
     }
 }
 
+/// A reply proposal carrying the whole picture a model-backed drafter gives:
+/// a conversation (customer and staff, one internal note), ticket fields, the
+/// agent UI link and the draft's provenance with cited articles.
+pub fn rich_request(ticket: &str, body: &str) -> ApprovalRequested {
+    let mut req = reply_request(ticket, body);
+    let entry = |author: &str, role, minutes: i64, public, body: &str| ConversationEntry {
+        author: author.into(),
+        role,
+        at: Some(
+            (OffsetDateTime::now_utc() - time::Duration::minutes(minutes))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        ),
+        public,
+        body: body.into(),
+    };
+    req.context = ProposalContext {
+        ticket_subject: Some(format!("Printer on fire #{ticket}")),
+        requester: Some("Ada Lovelace <ada@example.com>".into()),
+        last_comment: Some("It is still smoking.".into()),
+        status: Some("open".into()),
+        priority: Some("urgent".into()),
+        tags: vec!["hardware".into(), "vip".into()],
+        ticket_url: Some(format!("https://acme.zendesk.com/agent/tickets/{ticket}")),
+        conversation: vec![
+            entry(
+                "Ada Lovelace",
+                AuthorRole::Customer,
+                42,
+                true,
+                "My printer caught fire <script>alert(1)</script>",
+            ),
+            entry(
+                "Grace Hopper",
+                AuthorRole::Staff,
+                30,
+                true,
+                "Please unplug it and send us the serial number.",
+            ),
+            entry(
+                "Grace Hopper",
+                AuthorRole::Staff,
+                29,
+                false,
+                "Check the recall list before answering.",
+            ),
+            entry(
+                "Ada Lovelace",
+                AuthorRole::Customer,
+                5,
+                true,
+                "It is still smoking. Serial PX-1.",
+            ),
+        ],
+        draft: Some(DraftInfo {
+            drafter: "openai".into(),
+            model: Some("gpt-4o-mini".into()),
+            confidence_pct: Some(82),
+            citations: vec![
+                Citation {
+                    article_id: "501".into(),
+                    title: "Printer recall PX series".into(),
+                    url: Some("https://acme.zendesk.com/hc/articles/501".into()),
+                },
+                Citation {
+                    article_id: "502".into(),
+                    title: "Unsafe link".into(),
+                    url: Some("javascript:alert(2)".into()),
+                },
+            ],
+            needs_human: true,
+        }),
+    };
+    req.reasons = vec![
+        "customer reports a burning device".into(),
+        "PX-1 is on the recall list".into(),
+    ];
+    req
+}
+
 pub fn released_subject(ticket: &str) -> String {
     format!("zengate.approval.released.{ACCOUNT}.{ticket}")
 }
 
 pub fn decided_subject(ticket: &str) -> String {
     format!("zengate.approval.decided.{ACCOUNT}.{ticket}")
-}
-
-/// The same telemetry set-up as the binary, once per process.
-fn telemetry() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    static GUARD: std::sync::OnceLock<Option<zengate_runtime::telemetry::TelemetryGuard>> =
-        std::sync::OnceLock::new();
-    GUARD.get_or_init(|| {
-        let env =
-            zengate_runtime::Env::from_pairs([("RUST_LOG", "warn"), ("LOG_FORMAT", "pretty")]);
-        zengate_runtime::telemetry::init("approval-test", &env).ok()
-    });
 }

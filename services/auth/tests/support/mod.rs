@@ -2,12 +2,10 @@
 //! secret file it can rotate, and an independent JWT decoder.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream;
 use auth::config::{AuthConfig, LookupConfig};
 use auth::keys::{KeySources, SecretSource};
 use auth::users::{NewUser, RedisUsers};
@@ -18,9 +16,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use zengate_core::Secret;
-use zengate_runtime::Shutdown;
 use zengate_runtime::redis_store::RedisStore;
-use zengate_testkit::{NatsServer, RedisServer};
+use zengate_testkit::{Infra, TestService};
 
 pub const SECRET: &str = "widget-shared-secret-0123456789abcdef";
 pub const MSG_KID: &str = "app_64f0c1d2";
@@ -28,20 +25,25 @@ pub const MSG_SECRET: &str = "messaging-secret-active-xyz";
 pub const MSG_OLD_KID: &str = "app_old";
 pub const MSG_OLD_SECRET: &str = "messaging-secret-old-abc";
 
+/// The auth service on port 0 over private NATS and Redis, with a secret
+/// file it can rotate; derefs to the running [`TestService`].
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub nats: NatsServer,
-    pub redis: RedisServer,
-    pub http: reqwest::Client,
-    pub js: jetstream::Context,
-    pub shutdown: Shutdown,
+    pub infra: Infra,
+    pub svc: TestService,
     pub config: AuthConfig,
     pub issuer: Arc<Issuer>,
     pub keys: Arc<KeyStore>,
     pub users: RedisUsers,
     pub secret_file: PathBuf,
     _dir: tempfile::TempDir,
-    join: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.svc
+    }
 }
 
 pub fn config(nats_url: &str, redis_url: &str, secret_file: &str) -> AuthConfig {
@@ -49,6 +51,7 @@ pub fn config(nats_url: &str, redis_url: &str, secret_file: &str) -> AuthConfig 
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: nats_url.into(),
         redis: redis_url.into(),
+        http: Default::default(),
         redis_timeout: Duration::from_millis(250),
         keys: KeySources {
             widget: SecretSource::File {
@@ -87,50 +90,34 @@ impl TestApp {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let secret_file = dir.path().join("jwt-secret");
         std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-        let nats = NatsServer::start().await;
-        let redis = RedisServer::start().await;
+        let infra = Infra::start().await;
         let mut config = config(
-            &nats.url(),
-            &redis.url(),
+            &infra.nats.url(),
+            &infra.redis.url(),
             secret_file.to_string_lossy().as_ref(),
         );
         tweak(&mut config);
         let app = Application::build(config.clone())
             .await
             .expect("auth builds");
-        let addr = app.local_addr().unwrap();
         let issuer = app.issuer();
         let keys = app.keys();
-        let shutdown = Shutdown::new();
-        let s = shutdown.clone();
-        let join = tokio::spawn(async move {
-            app.run(s).await.expect("auth runs");
-        });
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let store = Arc::new(RedisStore::from_url(&redis.url(), Duration::from_secs(2)).unwrap());
+        let svc = TestService::spawn(app.local_addr().unwrap(), |s| app.run(s));
+        let store =
+            Arc::new(RedisStore::from_url(&infra.redis.url(), Duration::from_secs(2)).unwrap());
         Self {
-            addr,
-            nats,
-            redis,
-            http: reqwest::Client::new(),
-            js: jetstream::new(client),
-            shutdown,
+            infra,
+            svc,
             config,
             issuer,
             keys,
             users: RedisUsers::new(store),
             secret_file,
             _dir: dir,
-            join: Some(join),
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
     }
 
     /// Stores a user and returns its new user_token.
@@ -177,23 +164,9 @@ impl TestApp {
         v["jwt"].as_str().unwrap().to_owned()
     }
 
-    /// Reads a value from `/metrics` (0 when absent).
-    pub async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        zengate_testkit::metric_value(&text, series)
-    }
-
     /// Every audit message in the ZENGATE stream, with its subject.
     pub async fn audits(&self) -> Vec<(String, Value)> {
-        let Ok(mut s) = self.js.get_stream("ZENGATE").await else {
+        let Ok(mut s) = self.infra.js.get_stream("ZENGATE").await else {
             return vec![];
         };
         let Ok(info) = s.info().await else {
@@ -216,17 +189,14 @@ impl TestApp {
     }
 
     pub async fn audit_count(&self) -> u64 {
-        let Ok(mut s) = self.js.get_stream("ZENGATE").await else {
+        let Ok(mut s) = self.infra.js.get_stream("ZENGATE").await else {
             return 0;
         };
         s.info().await.map(|i| i.state.messages).unwrap_or(0)
     }
 
-    pub async fn stop(mut self) {
-        self.shutdown.trigger();
-        if let Some(j) = self.join.take() {
-            let _ = j.await;
-        }
+    pub async fn stop(self) {
+        self.svc.stop().await;
     }
 }
 

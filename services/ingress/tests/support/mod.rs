@@ -3,17 +3,14 @@
 
 pub mod redis_faults;
 
-use redis_faults::Fault;
-
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use async_nats::jetstream;
 use ingress::{Application, IngressConfig};
+use redis_faults::Fault;
 use zengate_core::Secret;
-use zengate_runtime::Shutdown;
+use zengate_core::events::ZENDESK_STREAM;
 use zengate_runtime::bus::ZendeskStreamSettings;
-use zengate_testkit::{NatsServer, RedisServer, eventually};
+use zengate_testkit::{Infra, TestService, eventually};
 
 pub const SECRET: &str = "c2lnbmluZy1zZWNyZXQtZm9yLXRlc3Rz";
 
@@ -22,6 +19,7 @@ pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         nats: nats_url.into(),
         redis: redis_url.into(),
+        http: Default::default(),
         secrets: vec![Secret::new(SECRET)],
         account_id: 42,
         webhook_id: None,
@@ -55,15 +53,20 @@ pub fn ticket_event(account: u64, id: &str, ticket: u64, action: &str) -> Vec<u8
     )
 }
 
+/// The ingress on port 0 over private NATS and Redis; derefs to the
+/// running [`TestService`] (`addr`, `http`, `metric`, `shutdown`).
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub nats: NatsServer,
-    pub redis: RedisServer,
-    pub http: reqwest::Client,
-    pub js: jetstream::Context,
-    pub shutdown: Shutdown,
+    pub infra: Infra,
+    pub svc: TestService,
     pub config: IngressConfig,
-    join: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.svc
+    }
 }
 
 impl TestApp {
@@ -86,15 +89,11 @@ impl TestApp {
         tweak: impl Fn(&mut IngressConfig),
         slow_redis: Option<Duration>,
     ) -> (Self, Option<Fault>) {
-        telemetry();
-        // reqwest is built without a default TLS provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let nats = NatsServer::start().await;
-        let redis = RedisServer::start().await;
-        let mut config = config(&nats.url(), &redis.url());
+        let infra = Infra::start().await;
+        let mut config = config(&infra.nats.url(), &infra.redis.url());
         let mut proxy = None;
         if let Some(delay) = slow_redis {
-            let upstream = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+            let upstream = format!("127.0.0.1:{}", infra.redis.port()).parse().unwrap();
             let p = Fault::slow(upstream, delay).await;
             config.redis = p.url().as_str().into();
             proxy = Some(p);
@@ -103,30 +102,21 @@ impl TestApp {
         let app = Application::build(config.clone())
             .await
             .expect("ingress builds");
-        let addr = app.local_addr().unwrap();
-        let shutdown = Shutdown::new();
-        let s = shutdown.clone();
-        let join = tokio::spawn(async move {
-            app.run(s).await.expect("ingress runs");
-        });
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let app = Self {
-            addr,
-            nats,
-            redis,
-            http: reqwest::Client::new(),
-            js: jetstream::new(client),
-            shutdown,
-            config,
-            join,
-        };
-        (app, proxy)
+        let svc = TestService::spawn(app.local_addr().unwrap(), |s| app.run(s));
+        (Self { infra, svc, config }, proxy)
     }
 
-    pub fn base(&self) -> String {
-        format!("http://{}", self.addr)
+    /// Waits until `/metrics` shows `want` for `series`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        eventually(
+            &format!("{series} = {want}"),
+            Duration::from_secs(10),
+            || async { (self.metric(series).await == want).then_some(()) },
+        )
+        .await;
     }
 
+    /// The webhook URL.
     pub fn url(&self) -> String {
         format!("{}{}", self.base(), ingress::WEBHOOK_PATH)
     }
@@ -200,42 +190,17 @@ impl TestApp {
     }
 
     pub async fn stream_messages(&self) -> u64 {
-        let mut s = self.js.get_stream("ZENDESK_EVENTS").await.unwrap();
-        s.info().await.unwrap().state.messages
+        self.infra.stream_messages(ZENDESK_STREAM).await
     }
 
     pub async fn last_message(&self) -> async_nats::jetstream::message::StreamMessage {
-        let mut s = self.js.get_stream("ZENDESK_EVENTS").await.unwrap();
+        let mut s = self.infra.js.get_stream(ZENDESK_STREAM).await.unwrap();
         let last = s.info().await.unwrap().state.last_sequence;
         s.get_raw_message(last).await.unwrap()
     }
 
-    /// Reads a value from `/metrics` (0 when absent).
-    pub async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        zengate_testkit::metric_value(&text, series)
-    }
-
-    /// Waits until `/metrics` shows `want` for `series`.
-    pub async fn wait_metric(&self, series: &str, want: f64) {
-        eventually(
-            &format!("{series} = {want}"),
-            Duration::from_secs(10),
-            || async { (self.metric(series).await == want).then_some(()) },
-        )
-        .await;
-    }
-
     async fn redis_conn(&self) -> Option<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.redis.url())
+        redis::Client::open(self.infra.redis.url())
             .ok()?
             .get_multiplexed_async_connection()
             .await
@@ -265,19 +230,8 @@ impl TestApp {
     }
 
     pub async fn wait_stopped(self) {
-        let _ = self.join.await;
+        self.svc.stopped().await;
     }
-}
-
-/// The same telemetry set-up as the binary (spans get trace ids), once per process.
-fn telemetry() {
-    static GUARD: std::sync::OnceLock<Option<zengate_runtime::telemetry::TelemetryGuard>> =
-        std::sync::OnceLock::new();
-    GUARD.get_or_init(|| {
-        let env =
-            zengate_runtime::Env::from_pairs([("RUST_LOG", "warn"), ("LOG_FORMAT", "pretty")]);
-        zengate_runtime::telemetry::init("ingress-test", &env).ok()
-    });
 }
 
 fn uuid_like() -> String {
