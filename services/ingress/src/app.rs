@@ -23,7 +23,7 @@ use crate::breaker::{BreakerSettings, GuardedRedis};
 use crate::budget::BodyBudget;
 use crate::config::IngressConfig;
 use crate::dedup::Dedup;
-use crate::metrics::{IngressMetrics, StatusLabel};
+use crate::metrics::IngressMetrics;
 use crate::request::Rules;
 use crate::webhook;
 
@@ -160,11 +160,6 @@ impl Application {
 
 async fn count_status(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let res = next.run(req).await;
-    app.metrics
-        .requests
-        .get_or_create(&StatusLabel {
-            status: res.status().as_u16().to_string(),
-        })
-        .inc();
+    app.metrics.count_status(res.status().as_u16());
     res
 }

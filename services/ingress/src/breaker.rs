@@ -35,6 +35,12 @@ pub enum RedisUnavailable {
     Timeout(Duration),
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A batched lookup failed (the batch's error, as text).
+    #[error("redis lookup failed: {0}")]
+    Failed(String),
+    /// Lookups queue faster than Redis answers: skipped, not waited for.
+    #[error("redis lookups backlogged; skipped")]
+    Busy,
 }
 
 /// Breaker settings.

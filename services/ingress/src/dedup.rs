@@ -6,16 +6,19 @@
 //! covered by JetStream's `Nats-Msg-Id` duplicate window, which is also all
 //! there is while Redis is down (the breaker is open).
 //!
-//! Writes leave the request path: acknowledged ids go to one writer task that
-//! sends them to Redis in pipelined batches, and keeps a bounded backlog while
-//! the breaker is open so the ids of events received during an outage are
-//! still recorded once Redis is back.
+//! Lookups from concurrent requests are coalesced: one task sends whatever
+//! lookups are waiting as a single `MGET`, so Redis sees one round trip per
+//! batch instead of one per request. Writes leave the request path:
+//! acknowledged ids go to one writer task that sends them to Redis in
+//! pipelined batches, and keeps a bounded backlog while the breaker is open so
+//! the ids of events received during an outage are still recorded once Redis
+//! is back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::breaker::{GuardedRedis, RedisUnavailable};
 
@@ -36,8 +39,16 @@ const BATCH: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Dedup {
     redis: Arc<GuardedRedis>,
+    lookups: mpsc::Sender<Lookup>,
     writes: mpsc::Sender<String>,
     unrecorded: Counter,
+}
+
+/// One request's question to the lookup task.
+#[derive(Debug)]
+struct Lookup {
+    key: String,
+    reply: oneshot::Sender<Result<bool, RedisUnavailable>>,
 }
 
 fn key(msg_id: &str) -> String {
@@ -48,8 +59,11 @@ fn key(msg_id: &str) -> String {
 }
 
 impl Dedup {
-    /// Starts the writer task; it ends once every `Dedup` clone is dropped.
+    /// Starts the lookup and writer tasks; they end once every `Dedup`
+    /// clone is dropped.
     pub fn start(redis: Arc<GuardedRedis>, horizon: Duration, unrecorded: Counter) -> Self {
+        let (lookups, questions) = mpsc::channel(BACKLOG);
+        tokio::spawn(look_up_batches(redis.clone(), questions));
         let (writes, rx) = mpsc::channel(BACKLOG);
         tokio::spawn(write_batches(
             redis.clone(),
@@ -59,19 +73,27 @@ impl Dedup {
         ));
         Self {
             redis,
+            lookups,
             writes,
             unrecorded,
         }
     }
 
-    /// Whether this event was already made durable within the horizon.
+    /// Whether this event was already made durable within the horizon. While
+    /// the breaker is open this answers at once without asking.
     pub async fn seen(&self, msg_id: &str) -> Result<bool, RedisUnavailable> {
-        let key = key(msg_id);
-        let n: u64 = self
-            .redis
-            .run(|mut c| async move { redis::cmd("EXISTS").arg(&key).query_async(&mut c).await })
-            .await?;
-        Ok(n > 0)
+        if self.redis.is_open() {
+            return Err(RedisUnavailable::Open);
+        }
+        let (reply, answer) = oneshot::channel();
+        let lookup = Lookup {
+            key: key(msg_id),
+            reply,
+        };
+        if self.lookups.try_send(lookup).is_err() {
+            return Err(RedisUnavailable::Busy);
+        }
+        answer.await.unwrap_or(Err(RedisUnavailable::Busy))
     }
 
     /// Records a durable event (call only after the PubAck). Never waits: the
@@ -80,6 +102,39 @@ impl Dedup {
     pub fn remember(&self, msg_id: &str) {
         if self.writes.try_send(key(msg_id)).is_err() {
             self.unrecorded.inc();
+        }
+    }
+}
+
+/// Answers waiting lookups, all of them with one `MGET` per round trip.
+async fn look_up_batches(redis: Arc<GuardedRedis>, mut questions: mpsc::Receiver<Lookup>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while questions.recv_many(&mut batch, BATCH).await > 0 {
+        let mut mget = redis::cmd("MGET");
+        for q in &batch {
+            mget.arg(&q.key);
+        }
+        let mget = &mget;
+        let found = redis
+            .run(|mut c| async move { mget.query_async::<Vec<redis::Value>>(&mut c).await })
+            .await;
+        match found {
+            Ok(values) if values.len() == batch.len() => {
+                for (q, v) in batch.drain(..).zip(values) {
+                    let _ = q.reply.send(Ok(!matches!(v, redis::Value::Nil)));
+                }
+            }
+            Ok(_) => {
+                for q in batch.drain(..) {
+                    let _ = q.reply.send(Err(RedisUnavailable::Busy));
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for q in batch.drain(..) {
+                    let _ = q.reply.send(Err(RedisUnavailable::Failed(why.clone())));
+                }
+            }
         }
     }
 }

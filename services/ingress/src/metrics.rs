@@ -35,11 +35,13 @@ pub struct IngressMetrics {
     pub breaker: BreakerMetrics,
     pub redis_unrecorded: Counter,
     pub inflight_body_bytes: Gauge,
+    /// The `status="200"` series of `requests`.
+    ok: Counter,
 }
 
 impl IngressMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self {
+        let mut m = Self {
             requests: Family::default(),
             rejections: Family::default(),
             publish_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -49,7 +51,14 @@ impl IngressMetrics {
             breaker: BreakerMetrics::default(),
             redis_unrecorded: Counter::default(),
             inflight_body_bytes: Gauge::default(),
+            ok: Counter::default(),
         };
+        m.ok = m
+            .requests
+            .get_or_create(&StatusLabel {
+                status: "200".to_owned(),
+            })
+            .clone();
         let r = registry.sub_registry_with_prefix("zengate_ingress");
         r.register(
             "requests",
@@ -102,6 +111,20 @@ impl IngressMetrics {
             m.inflight_body_bytes.clone(),
         );
         m
+    }
+
+    /// Counts a response; `200`, by far the most common, without building a
+    /// label.
+    pub fn count_status(&self, status: u16) {
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&StatusLabel {
+                    status: status.to_string(),
+                })
+                .inc();
+        }
     }
 
     pub fn reject(&self, reason: &str) {
