@@ -13,7 +13,7 @@
 //! signatures, and after that burst.
 //!
 //! `BENCH_PARTS` picks parts (`throughput,redis,memory`; all by default),
-//! `BENCH_INGRESS_ENV` (`NAME=value,…`) adds ingress settings,
+//! `BENCH_INGRESS_ENV` (`NAME=value;…`) adds ingress settings,
 //! `BENCH_PLAIN_MALLOC=1` drops the image's malloc settings, and
 //! `BENCH_EVENTS` (default 20000) sets the events per phase, so a short run is
 //! `BENCH_EVENTS=2000 BENCH_RUNS=1 cargo bench -p ingress`; `BENCH_PHASE_SECS`
@@ -220,11 +220,11 @@ fn table_head(first: &str) {
 }
 
 /// Extra settings for every ingress started, from `BENCH_INGRESS_ENV`
-/// (`NAME=value,NAME=value`), e.g. to compare allocator settings.
+/// (`NAME=value;NAME=value`), e.g. to compare log levels.
 fn ingress_env() -> Vec<(String, String)> {
     std::env::var("BENCH_INGRESS_ENV")
         .unwrap_or_default()
-        .split(',')
+        .split(';')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()
