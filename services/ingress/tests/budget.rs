@@ -22,20 +22,6 @@ async fn app() -> TestApp {
     .await
 }
 
-/// A valid ticket event of exactly `len` bytes.
-fn padded(id: &str, len: usize) -> Vec<u8> {
-    let text = String::from_utf8(support::ticket_event(42, id, 5, "created")).unwrap();
-    let with_pad = text.replacen(r#""detail":{"#, r#""detail":{"pad":"","#, 1);
-    let missing = len - with_pad.len();
-    with_pad
-        .replacen(
-            r#""pad":"""#,
-            &format!(r#""pad":"{}""#, "x".repeat(missing)),
-            1,
-        )
-        .into_bytes()
-}
-
 fn head(app: &TestApp, body: &[u8], framing: &str) -> Vec<u8> {
     format!(
         "POST /channels/zendesk/webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-zendesk-account-id: 42\r\nx-zendesk-webhook-id: w\r\nx-zendesk-webhook-invocation-id: i\r\nx-zendesk-webhook-signature-timestamp: {TS}\r\nx-zendesk-webhook-signature: {}\r\nconnection: close\r\n{framing}\r\n",
@@ -65,7 +51,7 @@ async fn status(s: &mut TcpStream) -> u16 {
 async fn declared_lengths_reserve_the_budget_before_the_body_is_read() {
     let app = app().await;
     // A holds 4000 bytes of budget while its body is still on the way.
-    let big = padded("e-big", 4000);
+    let big = support::padded_ticket_event("e-big", 4000);
     let mut a = TcpStream::connect(app.addr).await.unwrap();
     let mut req = head(&app, &big, &format!("content-length: {}\r\n", big.len()));
     req.extend_from_slice(&big[..100]);
@@ -97,7 +83,7 @@ async fn declared_lengths_reserve_the_budget_before_the_body_is_read() {
 #[tokio::test]
 async fn streamed_bodies_count_against_the_budget_as_they_arrive() {
     let app = app().await;
-    let big = padded("e-chunked-big", 3500);
+    let big = support::padded_ticket_event("e-chunked-big", 3500);
     let mut a = TcpStream::connect(app.addr).await.unwrap();
     let mut req = head(&app, &big, "transfer-encoding: chunked\r\n");
     req.extend_from_slice(&chunk(&big[..3000]));
@@ -105,7 +91,7 @@ async fn streamed_bodies_count_against_the_budget_as_they_arrive() {
     app.wait_metric(INFLIGHT, 3000.0).await;
 
     // B streams 1500 bytes: past the budget while it arrives.
-    let other = padded("e-chunked-other", 1500);
+    let other = support::padded_ticket_event("e-chunked-other", 1500);
     let mut b = TcpStream::connect(app.addr).await.unwrap();
     let mut req = head(&app, &other, "transfer-encoding: chunked\r\n");
     req.extend_from_slice(&chunk(&other));

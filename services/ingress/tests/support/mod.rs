@@ -53,6 +53,20 @@ pub fn ticket_event(account: u64, id: &str, ticket: u64, action: &str) -> Vec<u8
     )
 }
 
+/// A valid ticket event of exactly `len` bytes (padded inside `detail`).
+pub fn padded_ticket_event(id: &str, len: usize) -> Vec<u8> {
+    let text = String::from_utf8(ticket_event(42, id, 5, "created")).unwrap();
+    let with_pad = text.replacen(r#""detail":{"#, r#""detail":{"pad":"","#, 1);
+    let missing = len - with_pad.len();
+    with_pad
+        .replacen(
+            r#""pad":"""#,
+            &format!(r#""pad":"{}""#, "x".repeat(missing)),
+            1,
+        )
+        .into_bytes()
+}
+
 /// The ingress on port 0 over private NATS and Redis; derefs to the
 /// running [`TestService`] (`addr`, `http`, `metric`, `shutdown`).
 pub struct TestApp {
