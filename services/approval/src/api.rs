@@ -27,6 +27,7 @@ use zengate_runtime::error::ApiError;
 use crate::app::AppState;
 use crate::auth::{Approver, FailureLimit, client_of, stream_ticket};
 use crate::decide::{self, DecideError, HumanDecision};
+use crate::errors::not_found;
 use crate::item::State as ItemState;
 
 const MAX_LIMIT: usize = 500;
@@ -100,11 +101,8 @@ pub async fn get(
     _who: Approver,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match app.store.get(&id).await {
-        Ok(Some((_, item))) => Ok(Json(item).into_response()),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(store_error(&e)),
-    }
+    let (_, item) = app.store.get(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(item).into_response())
 }
 
 /// Optional body of an approval; an empty request body means no edits.
@@ -202,28 +200,7 @@ pub async fn reject(
 }
 
 fn decided(r: Result<crate::item::Item, DecideError>) -> Result<Response, ApiError> {
-    r.map(|item| Json(item).into_response())
-        .map_err(|e| decide_error(&e))
-}
-
-pub fn decide_error(e: &DecideError) -> ApiError {
-    match e {
-        DecideError::NotFound => not_found(),
-        DecideError::Conflict(state) => {
-            ApiError::conflict("already_decided", format!("the item is already {state}"))
-        }
-        DecideError::Invalid(m) => ApiError::bad_request("invalid_edit", m.clone()),
-        DecideError::Store(e) => store_error(e),
-    }
-}
-
-pub fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no approval item with this id")
-}
-
-pub fn store_error(e: &dyn std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "approvals bucket unavailable");
-    ApiError::unavailable("store_unavailable", "the approvals store is unavailable", 2)
+    Ok(Json(r?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,7 +237,7 @@ pub async fn events_ticket(
     State(app): State<Arc<AppState>>,
     Approver(by): Approver,
 ) -> Result<Response, ApiError> {
-    let ticket = stream_ticket::issue(&app.redis, &by, app.stream_ticket_ttl)
+    let ticket = stream_ticket::issue(&app.redis, &by, app.config.stream_ticket_ttl)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot issue a stream ticket");
@@ -274,7 +251,7 @@ pub async fn events_ticket(
         [(header::CACHE_CONTROL, "no-store")],
         Json(StreamTicket {
             ticket,
-            expires_in: app.stream_ticket_ttl.as_secs().max(1),
+            expires_in: app.config.stream_ticket_ttl.as_secs().max(1),
         }),
     )
         .into_response())

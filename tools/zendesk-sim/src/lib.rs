@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{DEFAULT_FIRST_TICKET_ID, SimConfig, WebhookTarget};
-pub use store::{Delivery, Fault, RecordedRequest, SimComment, SimTicket, SimUser};
+pub use store::{Fault, RecordedRequest, SimComment, SimTicket, SimUser, WebhookDelivery};
 
 use store::{Change, Store};
 
@@ -236,7 +236,7 @@ impl SimHandle {
     }
 
     /// Webhook deliveries so far (attempts, last status, delivered).
-    pub fn deliveries(&self) -> Vec<Delivery> {
+    pub fn deliveries(&self) -> Vec<WebhookDelivery> {
         self.shared.with_store(|s| s.deliveries.clone())
     }
 

@@ -128,7 +128,7 @@ mod opt_millis {
 
 /// The result of a webhook delivery, for inspection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
+pub struct WebhookDelivery {
     pub event_id: String,
     pub event_type: String,
     pub ticket_id: u64,
@@ -168,7 +168,7 @@ pub(crate) struct Store {
     /// The most recent API requests, oldest dropped beyond [`MAX_RECORDED`].
     pub requests: VecDeque<RecordedRequest>,
     pub faults: Vec<Fault>,
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<WebhookDelivery>,
     next_ticket_id: u64,
     next_user_id: u64,
     next_comment_id: u64,
