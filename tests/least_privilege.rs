@@ -142,13 +142,14 @@ async fn each_service_user_can_do_only_its_part() {
         .await
         .unwrap();
     let mut worker = session(&server, "agent-worker").await;
-    agent_worker::topology::ensure_base_streams(&worker.js)
+    agent_worker::topology::ensure_base_streams(&worker.js, 1)
         .await
         .unwrap();
     let work = agent_worker::topology::ensure_work_stream(
         &worker.js,
         &["zendesk.*.ticket.*.*".to_owned()],
         2,
+        1,
     )
     .await
     .unwrap();

@@ -91,6 +91,7 @@ fn config(i: &Infra) -> WorkerConfig {
         redis_timeout: Duration::from_millis(500),
         nats_timeout: Duration::from_secs(5),
         release_keys: None,
+        drafter: Default::default(),
     }
 }
 

@@ -21,6 +21,7 @@ use zengate_runtime::{Background, Shutdown, serve};
 
 use crate::config::WorkerConfig;
 use crate::drafter::SharedDrafter;
+use crate::llm::{CallError, ModelDrafter};
 use crate::metrics::WorkerMetrics;
 use crate::records::Records;
 use crate::rules::{RulesDrafter, RulesError};
@@ -39,6 +40,10 @@ pub enum WorkerError {
     Rules(#[from] RulesError),
     #[error("invalid Zendesk client configuration: {0}")]
     Client(#[from] ClientError),
+    #[error("cannot build the model drafter: {0}")]
+    Model(#[from] CallError),
+    #[error("cannot read DRAFTER_SYSTEM_PROMPT_FILE {path}: {message}")]
+    Prompt { path: String, message: String },
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -78,13 +83,14 @@ impl WorkerState {
         )
     }
 
-    /// Pulls `batch` messages at a time, handling them one by one.
+    /// Pulls `batch` messages at a time, handling them one by one, each
+    /// under a delivery lease of one ack wait.
     pub(crate) fn pull(&self, batch: usize) -> Pull {
         Pull {
             batch,
             concurrency: 1,
             fetch_wait: self.config.fetch_wait,
-            progress_every: self.config.ack_wait / 3,
+            lease: Some(self.config.ack_wait),
         }
     }
 
@@ -95,6 +101,11 @@ impl WorkerState {
             .get_or_try_init(|| async { self.client.me().await.map(|u| u.id) })
             .await
             .copied()
+    }
+
+    /// The API user's id if it was looked up already (never sends a request).
+    pub fn cached_api_user_id(&self) -> Option<u64> {
+        self.api_user.get().copied()
     }
 }
 
@@ -110,12 +121,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds with the rules drafter (`WORKER_RULES_FILE` or the built-in set).
+    /// Builds with the configured drafter (see [`drafter_from_config`]).
     pub async fn build(config: WorkerConfig) -> Result<Self, WorkerError> {
-        let drafter: SharedDrafter = match &config.rules_file {
-            Some(path) => Arc::new(RulesDrafter::from_file(path)?),
-            None => Arc::new(RulesDrafter::builtin()?),
-        };
+        let drafter = drafter_from_config(&config)?;
         Self::build_with_drafter(config, drafter).await
     }
 
@@ -128,16 +136,21 @@ impl Application {
         let client = ZendeskClient::new(config.zendesk.clone())?;
         let nats = bus::connect(&config.nats, "zengate-agent-worker").await?;
         let js = bus::jetstream(nats.clone(), config.nats_timeout);
-        topology::ensure_base_streams(&js).await?;
+        let replicas = config.nats.stream_replicas;
+        topology::ensure_base_streams(&js, replicas).await?;
         // One extra server-side delivery: a replica dying during the last
         // attempt still leads to a dead letter (see partition.rs).
         let server_max_deliver = i64::from(config.max_deliver) + 1;
         let mut streams = vec![ZENGATE_STREAM.to_owned()];
         let mut partitions = Vec::new();
         if config.role.drafts() {
-            let work =
-                topology::ensure_work_stream(&js, &config.filter_subjects, config.partitions)
-                    .await?;
+            let work = topology::ensure_work_stream(
+                &js,
+                &config.filter_subjects,
+                config.partitions,
+                replicas,
+            )
+            .await?;
             partitions = topology::ensure_partition_consumers(
                 &work,
                 config.partitions,
@@ -159,6 +172,7 @@ impl Application {
 
         let mut registry = Registry::default();
         let metrics = WorkerMetrics::register(&mut registry);
+        drafter.register_metrics(&mut registry);
         let checks = Checks {
             nats: Some(nats.clone()),
             js: Some(js.clone()),
@@ -219,7 +233,8 @@ impl Application {
         );
         // Bounded: if NATS or Zendesk is gone, an in-flight message cannot
         // settle; leaving it unacked means it is redelivered, never lost.
-        let mut loops = Background::new(self.state.config.ack_wait.min(DRAIN_DEADLINE));
+        // Handlers keep their leases while draining (progress acks).
+        let mut loops = Background::new(DRAIN_DEADLINE);
         for consumer in self.partitions {
             loops.spawn(partition::run(
                 self.state.clone(),
@@ -242,4 +257,24 @@ impl Application {
         tracing::info!("agent worker stopped");
         Ok(())
     }
+}
+
+/// The drafter `DRAFTER` selects: the rules drafter (`WORKER_RULES_FILE` or
+/// the built-in set), or a model drafter that falls back to those rules.
+pub fn drafter_from_config(config: &WorkerConfig) -> Result<SharedDrafter, WorkerError> {
+    let rules = match &config.rules_file {
+        Some(path) => RulesDrafter::from_file(path)?,
+        None => RulesDrafter::builtin()?,
+    };
+    let Some(model) = &config.drafter.model else {
+        return Ok(Arc::new(rules));
+    };
+    let policy = match &model.system_prompt_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| WorkerError::Prompt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => crate::llm::prompt::DEFAULT_SYSTEM_PROMPT.to_owned(),
+    };
+    Ok(Arc::new(ModelDrafter::new(model.clone(), &policy, rules)?))
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use zendesk_client::ClientConfig;
+
+use crate::llm::DrafterConfig;
 use zengate_core::release::{self, ReleaseKeys};
 use zengate_runtime::bus::Backoff;
 use zengate_runtime::config::Common;
@@ -17,6 +19,11 @@ use zengate_runtime::{ConfigError, Env};
 const RELEASE_KEYS_VAR: &str = "ZENGATE_RELEASE_SIGNING_SECRET";
 
 pub const DEFAULT_FILTER: &str = "zendesk.*.ticket.*.*";
+
+/// How long a delivery's lease lasts without a progress ack: a replica that
+/// dies mid-event has its message redelivered this long after its last one.
+/// A live handler renews the lease every quarter of it (`zengate_runtime::bus::with_lease`).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(3);
 
 /// Which halves of the worker this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +75,8 @@ pub struct WorkerConfig {
     /// Provider subjects to consume, each `zendesk.<account|*>.ticket.*.<action|*>`.
     pub filter_subjects: Vec<String>,
     /// How long a delivery may stay unacknowledged before it is redelivered
-    /// (a live handler extends it with progress acks).
+    /// (a live handler extends it with confirmed progress acks, and stops
+    /// when it cannot). Bounds fail-over after a replica dies.
     pub ack_wait: Duration,
     /// Deliveries per message before it goes to the dead-letter subject.
     pub max_deliver: u32,
@@ -94,6 +102,8 @@ pub struct WorkerConfig {
     /// Keys that verify release signatures (`ZENGATE_RELEASE_SIGNING_SECRET`);
     /// required when this worker executes.
     pub release_keys: Option<ReleaseKeys>,
+    /// `DRAFTER*`: the rules drafter (default) or a model.
+    pub drafter: DrafterConfig,
 }
 
 impl WorkerConfig {
@@ -109,7 +119,7 @@ impl WorkerConfig {
         let filter_subjects =
             parse_filters(&env.string_or("WORKER_FILTER_SUBJECTS", DEFAULT_FILTER))
                 .map_err(|reason| ConfigError::invalid("WORKER_FILTER_SUBJECTS", reason))?;
-        let ack_wait = env.duration_or("WORKER_ACK_WAIT", Duration::from_secs(30))?;
+        let ack_wait = env.duration_or("WORKER_ACK_WAIT", DEFAULT_ACK_WAIT)?;
         if ack_wait < Duration::from_secs(1) {
             return Err(ConfigError::invalid(
                 "WORKER_ACK_WAIT",
@@ -171,7 +181,16 @@ impl WorkerConfig {
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(500))?,
             nats_timeout: env.duration_or("WORKER_NATS_TIMEOUT", Duration::from_secs(5))?,
             release_keys,
+            drafter: DrafterConfig::from_env(env)?,
         })
+    }
+
+    /// How long an execution claim whose holder stopped renewing it stays
+    /// untouchable: the holder's lease on the delivery plus the longest a
+    /// Zendesk request it had sent can take. After that the next attempt
+    /// takes over, checking the ticket for the write before writing.
+    pub fn execution_lease(&self) -> Duration {
+        self.ack_wait + self.zendesk.timeout
     }
 
     /// Redelivery delays after a failed attempt.
@@ -261,7 +280,8 @@ mod tests {
         let c = WorkerConfig::from_env(&Env::from_pairs(base())).unwrap();
         assert_eq!(c.partitions, 32);
         assert_eq!(c.filter_subjects, vec![DEFAULT_FILTER.to_owned()]);
-        assert_eq!(c.ack_wait, Duration::from_secs(30));
+        assert_eq!(c.ack_wait, Duration::from_secs(3));
+        assert_eq!(c.execution_lease(), Duration::from_secs(13));
         assert_eq!(c.max_deliver, 5);
         assert_eq!(c.role, Role::All);
         assert_eq!(c.addr.port(), 8083);

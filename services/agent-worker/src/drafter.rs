@@ -8,10 +8,12 @@
 //! plugged in later without widening what a prompt injection could reach.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use zendesk_client::{ClientError, Comment, Ticket, ZendeskClient};
-use zengate_core::events::FieldChanges;
+use prometheus_client::registry::Registry;
+use zendesk_client::{Article, ClientError, Comment, CommentThread, Ticket, User, ZendeskClient};
+use zengate_core::events::{DraftInfo, FieldChanges};
 
 /// The event that triggered drafting.
 #[derive(Debug, Clone)]
@@ -64,6 +66,23 @@ impl TicketTool {
     pub async fn comments(&self, limit: usize) -> Result<Vec<Comment>, ClientError> {
         self.client.list_comments(self.ticket_id, limit).await
     }
+
+    /// The bound ticket's most recent comments with their authors.
+    pub async fn thread(&self, limit: usize) -> Result<CommentThread, ClientError> {
+        self.client
+            .list_comments_with_authors(self.ticket_id, limit)
+            .await
+    }
+
+    /// Help Center articles matching `query` (read-only, this account's
+    /// Help Center only).
+    pub async fn search_help_center(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Article>, ClientError> {
+        self.client.search_articles(query, limit).await
+    }
 }
 
 /// Everything a drafter may look at.
@@ -73,6 +92,8 @@ pub struct TicketContext {
     pub ticket: Ticket,
     /// Recent comments, newest last.
     pub comments: Vec<Comment>,
+    /// The comments' authors, as far as Zendesk named them.
+    pub authors: Vec<User>,
     pub event: TriggerEvent,
     /// Best known display name of the requester (the commenting end user, or
     /// none when Zendesk did not say).
@@ -92,6 +113,11 @@ impl TicketContext {
         }
         self.ticket.description.as_deref().unwrap_or("")
     }
+
+    /// The author of a comment, when Zendesk named them.
+    pub fn author(&self, id: u64) -> Option<&User> {
+        self.authors.iter().find(|u| u.id == id)
+    }
 }
 
 /// What a drafter proposes for the bound ticket.
@@ -107,6 +133,9 @@ pub struct Proposal {
     pub draft: Draft,
     /// Why, for the human approver.
     pub reasons: Vec<String>,
+    /// How it was drafted (drafter, model, citations, confidence); the
+    /// worker fills in the drafter's name when this is `None`.
+    pub info: Option<DraftInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +144,8 @@ pub struct DraftError {
     pub message: String,
     /// Whether trying again later could succeed.
     pub retryable: bool,
+    /// Not before this delay (a provider's `Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl DraftError {
@@ -122,6 +153,7 @@ impl DraftError {
         Self {
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
 
@@ -129,6 +161,15 @@ impl DraftError {
         Self {
             message: message.into(),
             retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// Retryable, not before `after`.
+    pub fn retry_after(message: impl Into<String>, after: Option<Duration>) -> Self {
+        Self {
+            retry_after: after,
+            ..Self::retryable(message)
         }
     }
 }
@@ -142,6 +183,9 @@ pub trait Drafter: Send + Sync + 'static {
         &'a self,
         ctx: &'a TicketContext,
     ) -> BoxFuture<'a, Result<Option<Proposal>, DraftError>>;
+
+    /// Registers the drafter's own metrics with the worker's registry.
+    fn register_metrics(&self, _registry: &mut Registry) {}
 }
 
 /// A shared drafter.

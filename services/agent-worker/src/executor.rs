@@ -7,7 +7,9 @@
 //!   turns a repeated create into a replay of the first response.
 //! - Comment and field updates are PUTs with no idempotency key. A Redis
 //!   record per approval is claimed atomically before the PUT
-//!   (`executing:<time>`, a lease of one ack wait) and settled after it
+//!   (`executing:<time>`, renewed while the attempt runs, going stale one
+//!   execution lease — a Zendesk request timeout plus an ack wait — after
+//!   its holder stopped) and settled after it
 //!   (`applied` / `failed`). A redelivery that finds `applied` or `failed`
 //!   only re-publishes the outcome; one that finds a live claim waits for it;
 //!   one that finds `interrupted` (an attempt that failed after claiming) or
@@ -43,11 +45,17 @@ const COMMENT_CLOCK_SKEW_SECS: i64 = 120;
 /// Runs one executor pull loop until shutdown.
 pub async fn run(state: Arc<WorkerState>, consumer: PullConsumer, shutdown: Shutdown) {
     let metrics = state.clone();
-    let settler = state.settler().on_settled(Arc::new(move |_, settled| {
-        if settled == Settled::DeadLettered {
-            metrics.metrics.dead_letters.inc();
-        }
-    }));
+    let settler = state
+        .settler()
+        .on_settled(Arc::new(move |_, settled| match settled {
+            Settled::DeadLettered => {
+                metrics.metrics.dead_letters.inc();
+            }
+            // The claim stays until its lease ends; the next attempt then
+            // looks for this attempt's write before writing.
+            Settled::LeaseLost => metrics.metrics.execution("lease_lost"),
+            _ => {}
+        }));
     let pull = state.pull(1);
     bus::consume(&consumer, pull, &settler, &shutdown, |msg| {
         let state = state.clone();
@@ -191,7 +199,7 @@ async fn execute(
     let store = |e: zengate_runtime::redis_store::StoreError| Failure::Retryable(e.to_string());
     let claim = state
         .records
-        .begin_execution(&released.approval_id, state.config.ack_wait)
+        .begin_execution(&released.approval_id, state.config.execution_lease())
         .await
         .map_err(store)?;
     let resume = match claim {
@@ -212,8 +220,13 @@ async fn execute(
         ExecState::Resume => true,
         ExecState::Fresh => recheck,
     };
-    // This attempt holds the claim now.
-    let result = claimed(state, released, resume).await;
+    // This attempt holds the claim now, and renews it while it works.
+    let result = renewing(
+        state,
+        &released.approval_id,
+        claimed(state, released, resume),
+    )
+    .await;
     match &result {
         Err(Failure::Retryable(_) | Failure::RetryAfter(..)) => {
             if let Err(e) = state.records.mark_interrupted(&released.approval_id).await {
@@ -232,6 +245,30 @@ async fn execute(
         Ok(_) => {}
     }
     result
+}
+
+/// Runs `work` while renewing the approval's execution claim, so a long
+/// attempt (Zendesk retries) is never taken for a crashed one.
+async fn renewing<T>(
+    state: &WorkerState,
+    approval_id: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let every = state.config.execution_lease() / 4;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = state.records.renew_execution(approval_id).await {
+                    tracing::debug!(error = %e, "cannot renew the execution claim");
+                }
+            }
+        }
+    }
 }
 
 /// The claimed part: check for an earlier write when resuming, then write.

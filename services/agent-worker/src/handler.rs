@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use zendesk_client::ClientError;
 use zengate_core::Envelope;
 use zengate_core::events::{
-    Action, ApprovalRequested, ProposalContext, ProposalSource, V1, approval_requested_subject,
+    Action, ApprovalRequested, DraftInfo, ProposalContext, ProposalSource, V1,
+    approval_requested_subject,
 };
 use zengate_core::headers as h;
 use zengate_core::json::{Json, Number};
@@ -16,7 +17,19 @@ use zengate_core::json::{Json, Number};
 use zengate_runtime::bus::{PublishError, Verdict};
 
 use crate::app::WorkerState;
+use crate::conversation::{self, truncate};
 use crate::drafter::{Draft, EventComment, Proposal, TicketContext, TicketTool, TriggerEvent};
+
+/// Comments shown to the approver with each proposal.
+pub const CONVERSATION_ENTRIES: usize = 10;
+
+/// The ticket in the Zendesk agent UI.
+pub fn ticket_url(subdomain: &str, ticket_id: u64) -> String {
+    format!(
+        "https://{}.zendesk.com/agent/tickets/{ticket_id}",
+        subdomain.to_ascii_lowercase()
+    )
+}
 
 /// Header a replayed dead letter carries: the original `Nats-Msg-Id`, so the
 /// replay maps to the same approval id (the replay itself needs a fresh
@@ -197,18 +210,15 @@ pub async fn handle(
         Err(ClientError::NotFound { .. }) => return Ok(Handled::Skipped("skipped_ticket_gone")),
         Err(e) => return Err(Failure::client("cannot fetch the ticket", &e)),
     };
-    let comments = tool
-        .comments(state.config.comments_limit)
+    let thread = tool
+        .thread(state.config.comments_limit)
         .await
         .map_err(|e| Failure::client("cannot list comments", &e))?;
-    let requester_name = comment
-        .as_ref()
-        .filter(|c| !c.author_is_staff)
-        .and_then(|c| c.author_name.clone());
-    let ctx = TicketContext {
+    let mut ctx = TicketContext {
         account_id: envelope.account_id,
         ticket,
-        comments,
+        comments: thread.comments,
+        authors: thread.authors,
         event: TriggerEvent {
             msg_id,
             event_id: envelope.id.clone(),
@@ -216,16 +226,20 @@ pub async fn handle(
             action: envelope.action.clone(),
             comment,
         },
-        requester_name,
+        requester_name: None,
         tool,
     };
-    let proposal = state.drafter.draft(&ctx).await.map_err(|e| {
-        if e.retryable {
-            Failure::Retryable(e.to_string())
-        } else {
-            Failure::Permanent(e.to_string())
-        }
-    })?;
+    ctx.requester_name = conversation::requester_name(&ctx);
+    let proposal =
+        state
+            .drafter
+            .draft(&ctx)
+            .await
+            .map_err(|e| match (e.retryable, e.retry_after) {
+                (true, Some(after)) => Failure::RetryAfter(e.to_string(), after),
+                (true, None) => Failure::Retryable(e.to_string()),
+                (false, _) => Failure::Permanent(e.to_string()),
+            })?;
     let Some(proposal) = proposal else {
         return Ok(Handled::NoProposal);
     };
@@ -244,15 +258,6 @@ pub async fn handle(
         .ok();
     tracing::info!(action = request.action.kind(), "proposal published");
     Ok(Handled::Proposed { approval_id })
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max).collect();
-    out.push('…');
-    out
 }
 
 fn approval_request(
@@ -276,6 +281,11 @@ fn approval_request(
         Draft::UpdateFields { fields } => Action::UpdateFields { ticket_id, fields },
     };
     let last = ctx.latest_text();
+    let draft = proposal.info.unwrap_or_else(|| DraftInfo {
+        drafter: state.drafter.name().to_owned(),
+        ..DraftInfo::default()
+    });
+    let api_user = state.cached_api_user_id();
     ApprovalRequested {
         v: V1,
         approval_id: source.approval_id(),
@@ -289,7 +299,12 @@ fn approval_request(
             ticket_subject: ctx.ticket.subject.clone(),
             requester: ctx.requester_name.clone(),
             last_comment: (!last.is_empty()).then(|| truncate(last, 500)),
-            ..ProposalContext::default()
+            status: ctx.ticket.status.clone(),
+            priority: ctx.ticket.priority.clone(),
+            tags: ctx.ticket.tags.clone(),
+            ticket_url: Some(ticket_url(&state.config.zendesk.subdomain, ctx.ticket.id)),
+            conversation: conversation::conversation(ctx, api_user, CONVERSATION_ENTRIES),
+            draft: Some(draft),
         },
     }
 }

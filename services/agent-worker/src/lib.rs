@@ -27,9 +27,11 @@
 
 mod app;
 mod config;
+pub mod conversation;
 pub mod drafter;
 mod executor;
 mod handler;
+pub mod llm;
 mod metrics;
 mod partition;
 mod records;
@@ -37,7 +39,7 @@ mod rules;
 pub mod topology;
 mod verify;
 
-pub use app::{Application, WorkerError, WorkerState};
+pub use app::{Application, WorkerError, WorkerState, drafter_from_config};
 pub use config::{Role, WorkerConfig};
 pub use drafter::{Draft, DraftError, Drafter, Proposal, SharedDrafter, TicketContext, TicketTool};
 pub use rules::RulesDrafter;

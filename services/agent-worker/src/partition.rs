@@ -30,6 +30,7 @@ pub async fn run(state: Arc<WorkerState>, consumer: PullConsumer, shutdown: Shut
                     m.dead_letters.inc();
                     m.event("dead_lettered");
                 }
+                (Settled::LeaseLost, _) => m.event("lease_lost"),
                 _ => {}
             }
         }));

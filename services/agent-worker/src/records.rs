@@ -1,6 +1,7 @@
 //! Redis records that make redeliveries harmless beyond JetStream's duplicate
 //! window: "this source was already proposed" and the per-approval execution
-//! guard: `executing:<unix time>` (a claim, leased for one ack wait) →
+//! guard: `executing:<unix time>` (a claim, renewed while its holder works,
+//! leased for [`crate::WorkerConfig::execution_lease`]) →
 //! `applied:<id>` / `failed:<reason>`, or `interrupted:<time>` when an attempt
 //! ended without knowing whether its write landed.
 
@@ -111,6 +112,23 @@ impl Records {
             }
             _ => parse_done(&previous),
         })
+    }
+
+    /// Renews a live claim (`executing:<now>`), so it goes stale only a
+    /// lease after its holder stopped; any other state is left alone.
+    pub async fn renew_execution(&self, approval_id: &str) -> Result<(), StoreError> {
+        let script = redis::Script::new(
+            r"local v = redis.call('GET', KEYS[1])
+              if v and string.sub(v, 1, 10) == 'executing:' then
+                redis.call('SET', KEYS[1], 'executing:' .. ARGV[1], 'EX', ARGV[2])
+              end
+              return 0",
+        );
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut invocation = script.key(format!("{EXEC_PREFIX}{approval_id}"));
+        invocation.arg(now).arg(self.ttl_secs());
+        let _: i64 = self.redis.script(&invocation).await?;
+        Ok(())
     }
 
     /// The attempt holding the claim ended without knowing whether its write

@@ -9,12 +9,15 @@ use std::path::Path;
 
 use futures::future::BoxFuture;
 use serde::Deserialize;
-use zengate_core::events::FieldChanges;
+use zengate_core::events::{DraftInfo, FieldChanges};
 
 use crate::drafter::{Draft, DraftError, Drafter, Proposal, TicketContext};
 
 /// The rule set used when `WORKER_RULES_FILE` is unset.
 pub const DEFAULT_RULES: &str = include_str!("../rules.default.toml");
+
+/// `DraftInfo.drafter` of rules proposals.
+pub const RULES_DRAFTER: &str = "rules";
 
 /// Placeholders a template may use.
 const PLACEHOLDERS: [&str; 5] = [
@@ -138,6 +141,10 @@ impl RulesDrafter {
         Some(Proposal {
             draft,
             reasons: vec![format!("rule {}: {}", rule.name, rule.reason)],
+            info: Some(DraftInfo {
+                drafter: RULES_DRAFTER.to_owned(),
+                ..DraftInfo::default()
+            }),
         })
     }
 }

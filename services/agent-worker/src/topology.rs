@@ -89,7 +89,7 @@ pub fn original_subject(work_subject: &str) -> Option<&str> {
     Some(original)
 }
 
-fn work_stream_config(filters: &[String], partitions: u32) -> stream::Config {
+fn work_stream_config(filters: &[String], partitions: u32, replicas: usize) -> stream::Config {
     stream::Config {
         name: WORK_STREAM.to_owned(),
         description: Some(format!(
@@ -99,6 +99,7 @@ fn work_stream_config(filters: &[String], partitions: u32) -> stream::Config {
         retention: RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         max_age: Duration::from_secs(7 * 24 * 3600),
+        num_replicas: replicas,
         sources: Some(vec![Source {
             name: ZENDESK_STREAM.to_owned(),
             subject_transforms: transforms(filters, partitions),
@@ -117,23 +118,32 @@ fn describe(transforms: &[SubjectTransform]) -> String {
 }
 
 /// Makes sure `ZENDESK_EVENTS` and `ZENGATE` exist (without overriding the
-/// ingress's settings for the former).
-pub async fn ensure_base_streams(js: &jetstream::Context) -> Result<(), TopologyError> {
+/// ingress's settings for the former), created on `replicas` servers.
+pub async fn ensure_base_streams(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(), TopologyError> {
     if js.get_stream(ZENDESK_STREAM).await.is_err() {
-        bus::ensure_stream(js, bus::zendesk_stream_config(&Default::default())).await?;
+        let settings = bus::ZendeskStreamSettings {
+            replicas,
+            ..Default::default()
+        };
+        bus::ensure_stream(js, bus::zendesk_stream_config(&settings)).await?;
     }
-    bus::ensure_stream(js, bus::zengate_stream_config()).await?;
+    bus::ensure_stream(js, bus::zengate_stream_config_replicated(replicas)).await?;
     Ok(())
 }
 
-/// Creates `ZENGATE_WORK` or checks that the existing one partitions the same
-/// way; refuses to start on a mismatch rather than silently re-partitioning.
+/// Creates `ZENGATE_WORK` (on `replicas` servers) or checks that the
+/// existing one partitions the same way; refuses to start on a mismatch
+/// rather than silently re-partitioning.
 pub async fn ensure_work_stream(
     js: &jetstream::Context,
     filters: &[String],
     partitions: u32,
+    replicas: usize,
 ) -> Result<stream::Stream, TopologyError> {
-    let want = work_stream_config(filters, partitions);
+    let want = work_stream_config(filters, partitions, replicas);
     let want_transforms = transforms(filters, partitions);
     let mut last = String::new();
     for _ in 0..5 {
@@ -175,7 +185,8 @@ pub fn partition_consumer(k: u32) -> String {
     format!("worker-p{k}")
 }
 
-/// Creates or updates one durable consumer per partition.
+/// Creates or updates one durable consumer per partition. Like every
+/// consumer here it inherits its stream's replicas.
 pub async fn ensure_partition_consumers(
     stream: &stream::Stream,
     partitions: u32,

@@ -84,8 +84,13 @@ impl Application {
         let listener = TcpListener::bind(config.addr).await?;
         let client = bus::connect(&config.nats, "zengate-approval").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
-        bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
-        let kv = bus::ensure_kv(&js, bucket_config()).await?;
+        let replicas = config.nats.stream_replicas;
+        bus::ensure_stream(&js, bus::zengate_stream_config_replicated(replicas)).await?;
+        let bucket = kv::Config {
+            num_replicas: replicas,
+            ..bucket_config()
+        };
+        let kv = bus::ensure_kv(&js, bucket).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();

@@ -48,7 +48,7 @@ const PULL: Pull = Pull {
     batch: 100,
     concurrency: 32,
     fetch_wait: Duration::from_secs(5),
-    progress_every: Duration::from_secs(10),
+    lease: None,
 };
 
 /// Runs the request consumer until shutdown.

@@ -85,7 +85,11 @@ impl Application {
         let keys = Arc::new(KeyStore::new(config.keys.clone())?);
         let client = bus::connect(&config.nats, "zengate-auth").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
-        bus::ensure_stream(&js, bus::zengate_stream_config()).await?;
+        bus::ensure_stream(
+            &js,
+            bus::zengate_stream_config_replicated(config.nats.stream_replicas),
+        )
+        .await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
         let lookup = match &config.lookup {
             LookupConfig::Redis => Lookup::Redis(RedisUsers::new(redis.clone())),

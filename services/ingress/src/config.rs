@@ -40,6 +40,7 @@ pub struct IngressConfig {
 impl IngressConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = Common::from_env(env)?;
+        let stream_replicas = common.nats.stream_replicas;
         let mut secrets = env.secret_list("ZENDESK_WEBHOOK_SIGNING_SECRET")?;
         if env.bool_or("ZENDESK_ACCEPT_TEST_SIGNATURES", false)? {
             secrets.push(Secret::new(ZENDESK_TEST_SIGNING_SECRET));
@@ -77,7 +78,12 @@ impl IngressConfig {
                     .duration_or("INGRESS_STREAM_MAX_AGE", Duration::from_secs(7 * 86400))?,
                 duplicate_window: env
                     .duration_or("INGRESS_STREAM_DUPLICATE_WINDOW", Duration::from_secs(600))?,
-                replicas: env.parse_or("INGRESS_STREAM_REPLICAS", 1usize)?,
+                // The ingress's own name wins over the shared one.
+                replicas: zengate_runtime::nats::stream_replicas(
+                    env,
+                    "INGRESS_STREAM_REPLICAS",
+                    stream_replicas,
+                )?,
             },
         })
     }

@@ -10,7 +10,7 @@ use tracing::{Instrument, field};
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::model::{Comment, NewTicket, Ticket, TicketUpdate, User};
+use crate::model::{Article, Comment, CommentThread, NewTicket, Ticket, TicketUpdate, User};
 use crate::request::ApiRequest;
 use crate::retry::{AttemptFailure, Replay, backoff, may_retry, parse_retry_after};
 use crate::wire;
@@ -20,6 +20,8 @@ use crate::wire;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Zendesk's largest cursor page size.
 const MAX_PAGE_SIZE: usize = 100;
+/// Longest Help Center search query sent.
+const MAX_SEARCH_QUERY: usize = 500;
 /// Zendesk keeps idempotency keys of at most this many characters.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -126,16 +128,41 @@ impl ZendeskClient {
         ticket_id: u64,
         limit: usize,
     ) -> Result<Vec<Comment>, ClientError> {
+        self.comment_pages(ticket_id, limit, false)
+            .await
+            .map(|c| c.comments)
+    }
+
+    /// Like [`ZendeskClient::list_comments`], with the comments' authors
+    /// sideloaded (`include=users`) so a conversation can name them and tell
+    /// end users from staff without one request per author.
+    pub async fn list_comments_with_authors(
+        &self,
+        ticket_id: u64,
+        limit: usize,
+    ) -> Result<CommentThread, ClientError> {
+        self.comment_pages(ticket_id, limit, true).await
+    }
+
+    async fn comment_pages(
+        &self,
+        ticket_id: u64,
+        limit: usize,
+        with_authors: bool,
+    ) -> Result<CommentThread, ClientError> {
         check_id(ticket_id)?;
         let path = format!("/api/v2/tickets/{ticket_id}/comments.json");
-        let mut out: Vec<Comment> = Vec::new();
+        let mut out = CommentThread::default();
         let mut after: Option<String> = None;
-        while out.len() < limit {
-            let size = (limit - out.len()).min(MAX_PAGE_SIZE);
+        while out.comments.len() < limit {
+            let size = (limit - out.comments.len()).min(MAX_PAGE_SIZE);
             let mut query = vec![
                 ("page[size]", size.to_string()),
                 ("sort", "-created_at".to_owned()),
             ];
+            if with_authors {
+                query.push(("include", "users".to_owned()));
+            }
             if let Some(cursor) = &after {
                 query.push(("page[after]", cursor.clone()));
             }
@@ -144,12 +171,14 @@ impl ZendeskClient {
                 .await?;
             let page: wire::CommentsPage = decode(&answer.body)?;
             let got = page.comments.len();
-            out.extend(
-                page.comments
-                    .into_iter()
-                    .take(limit - out.len())
-                    .map(Comment::from),
-            );
+            let room = limit - out.comments.len();
+            out.comments
+                .extend(page.comments.into_iter().take(room).map(Comment::from));
+            for user in page.users.into_iter().map(User::from) {
+                if !out.authors.iter().any(|u| u.id == user.id) {
+                    out.authors.push(user);
+                }
+            }
             let next = page
                 .meta
                 .filter(|m| m.has_more)
@@ -163,8 +192,39 @@ impl ZendeskClient {
                 _ => break,
             }
         }
-        out.reverse();
+        out.comments.reverse();
         Ok(out)
+    }
+
+    /// Help Center article search
+    /// (`GET /api/v2/help_center/articles/search?query=`), at most `limit`
+    /// results (1 to 100), best match first. The query is sent as a query
+    /// parameter only; it cannot change the host or path.
+    pub async fn search_articles(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Article>, ClientError> {
+        let query = query.trim();
+        if query.is_empty() || query.chars().count() > MAX_SEARCH_QUERY {
+            return Err(ClientError::InvalidRequest(format!(
+                "a search query must be 1 to {MAX_SEARCH_QUERY} characters"
+            )));
+        }
+        let per_page = limit.clamp(1, MAX_PAGE_SIZE);
+        let params = [
+            ("query", query.to_owned()),
+            ("per_page", per_page.to_string()),
+        ];
+        let search = ApiRequest::get("/api/v2/help_center/articles/search").query(&params);
+        let answer = self.call(search).await?;
+        let page: wire::ArticleSearchPage = decode(&answer.body)?;
+        Ok(page
+            .results
+            .into_iter()
+            .take(per_page)
+            .map(Article::from)
+            .collect())
     }
 
     /// `POST /api/v2/tickets.json` with `Idempotency-Key`, so a retried or

@@ -32,4 +32,6 @@ mod wire;
 pub use client::ZendeskClient;
 pub use config::{ClientConfig, Credentials};
 pub use error::ClientError;
-pub use model::{Comment, CommentInput, NewTicket, Ticket, TicketUpdate, User};
+pub use model::{
+    Article, Comment, CommentInput, CommentThread, NewTicket, Ticket, TicketUpdate, User,
+};

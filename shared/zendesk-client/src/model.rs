@@ -27,13 +27,49 @@ pub struct Comment {
     pub created_at: Option<String>,
 }
 
-/// A Zendesk user (the API user from `me()`).
+/// A ticket's recent comments with their authors (sideloaded users).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentThread {
+    /// Oldest first (newest last).
+    pub comments: Vec<Comment>,
+    /// The authors Zendesk sideloaded, each once.
+    pub authors: Vec<User>,
+}
+
+impl CommentThread {
+    pub fn author(&self, id: u64) -> Option<&User> {
+        self.authors.iter().find(|u| u.id == id)
+    }
+}
+
+/// A Help Center article as search returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: u64,
+    pub title: String,
+    /// The article's public page (`html_url`).
+    pub url: Option<String>,
+    /// Zendesk's highlighted excerpt, tags removed.
+    pub snippet: String,
+    /// The article body (HTML as Zendesk stores it), if sent.
+    pub body: Option<String>,
+}
+
+/// A Zendesk user (the API user from `me()`, or a sideloaded author).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: u64,
     pub name: String,
     pub email: Option<String>,
     pub role: Option<String>,
+}
+
+impl User {
+    /// Agents and admins (any role other than `end-user`). A user without a
+    /// role is treated as an end user.
+    pub fn is_staff(&self) -> bool {
+        self.role.as_deref().is_some_and(|r| r != "end-user")
+    }
 }
 
 /// A ticket to create on behalf of a requester.

@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use zengate_core::ids::parse_canonical_id;
 
-use crate::model::{Comment, NewTicket, Ticket, TicketUpdate, User};
+use crate::model::{Article, Comment, NewTicket, Ticket, TicketUpdate, User};
 
 struct IdVisitor;
 
@@ -128,6 +128,9 @@ pub(crate) struct CommentsPage {
     pub comments: Vec<WireComment>,
     #[serde(default)]
     pub meta: Option<PageMeta>,
+    /// Sideloaded with `include=users`.
+    #[serde(default)]
+    pub users: Vec<WireUser>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +196,53 @@ impl From<WireUser> for User {
             name: u.name.unwrap_or_default(),
             email: u.email,
             role: lower(u.role),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ArticleSearchPage {
+    #[serde(default)]
+    pub results: Vec<WireArticle>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WireArticle {
+    #[serde(deserialize_with = "de_id")]
+    id: u64,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+    #[serde(default)]
+    snippet: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+/// Removes markup (`<em>` highlights in snippets) so the text is plain.
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl From<WireArticle> for Article {
+    fn from(a: WireArticle) -> Self {
+        Article {
+            id: a.id,
+            title: a.title.unwrap_or_default(),
+            url: a.html_url,
+            snippet: a.snippet.as_deref().map(strip_tags).unwrap_or_default(),
+            body: a.body,
         }
     }
 }

@@ -16,6 +16,10 @@ use crate::config::{ConfigError, Env};
 /// Used when `NATS_URL` is unset.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
+/// How many servers of a JetStream cluster keep every stream and bucket
+/// zengate creates (1 to 5; 3 on a three-node cluster).
+pub const STREAM_REPLICAS_VAR: &str = "ZENGATE_STREAM_REPLICAS";
+
 /// One way of proving who the client is. At most one is configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NatsAuth {
@@ -63,6 +67,10 @@ pub struct NatsConfig {
     pub servers: Vec<String>,
     pub auth: NatsAuth,
     pub tls: NatsTls,
+    /// Replicas of the streams and buckets created through this connection
+    /// (`ZENGATE_STREAM_REPLICAS`, default 1). Consumers inherit their
+    /// stream's.
+    pub stream_replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -80,6 +88,7 @@ impl From<&str> for NatsConfig {
             servers: vec![strip_userinfo(url)],
             auth: NatsAuth::None,
             tls: NatsTls::default(),
+            stream_replicas: 1,
         })
     }
 }
@@ -214,6 +223,7 @@ impl NatsConfig {
             || tls_scheme
             || ca_file.is_some()
             || client_cert.is_some();
+        let stream_replicas = stream_replicas(env, STREAM_REPLICAS_VAR, 1)?;
         Ok(Self {
             servers,
             auth,
@@ -222,6 +232,7 @@ impl NatsConfig {
                 ca_file,
                 client_cert,
             },
+            stream_replicas,
         })
     }
 
@@ -232,6 +243,16 @@ impl NatsConfig {
             .map(|s| strip_userinfo(s))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// A JetStream replica count read from `var` (JetStream allows 1 to 5).
+pub fn stream_replicas(env: &Env, var: &str, default: usize) -> Result<usize, ConfigError> {
+    let n: usize = env.parse_or(var, default)?;
+    if (1..=5).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ConfigError::invalid(var, "must be between 1 and 5"))
     }
 }
 
@@ -312,6 +333,17 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)))
+    }
+
+    #[test]
+    fn stream_replicas_default_and_range() {
+        assert_eq!(NatsConfig::from_env(&env(&[])).unwrap().stream_replicas, 1);
+        let c = NatsConfig::from_env(&env(&[(STREAM_REPLICAS_VAR, "3")])).unwrap();
+        assert_eq!(c.stream_replicas, 3);
+        for bad in ["0", "6", "three"] {
+            let e = NatsConfig::from_env(&env(&[(STREAM_REPLICAS_VAR, bad)])).unwrap_err();
+            assert!(e.to_string().starts_with(STREAM_REPLICAS_VAR), "{e}");
+        }
     }
 
     fn file(name: &str, content: &str) -> (tempfile::TempDir, String) {

@@ -135,22 +135,10 @@ impl NatsServer {
             .spawn()
             .expect("spawn nats-server");
         self.child = Some(child);
-        let url = self.url();
-        eventually(
+        jetstream_answers(
+            &self.url(),
             "nats-server with JetStream",
             Duration::from_secs(20),
-            || {
-                let url = url.clone();
-                async move {
-                    let client = async_nats::ConnectOptions::new()
-                        .connection_timeout(Duration::from_millis(500))
-                        .connect(&url)
-                        .await
-                        .ok()?;
-                    let js = async_nats::jetstream::new(client);
-                    js.query_account().await.ok().map(|_| ())
-                }
-            },
         )
         .await;
     }
@@ -205,20 +193,23 @@ impl NatsServer {
     }
 }
 
+/// Waits until JetStream at `url` answers an account-info request (on a
+/// cluster that needs a meta leader); panics naming `what` after `deadline`.
+pub(crate) async fn jetstream_answers(url: &str, what: &str, deadline: Duration) {
+    eventually(what, deadline, || async move {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_millis(500))
+            .connect(url)
+            .await
+            .ok()?;
+        let js = async_nats::jetstream::new(client);
+        js.query_account().await.ok().map(|_| ())
+    })
+    .await;
+}
+
 /// True when the monitoring endpoint answers `/healthz` with 200 (the
 /// server is listening and JetStream is ready).
-async fn healthz(addr: &str) -> bool {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    let request = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut response = Vec::new();
-    let read =
-        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut response)).await;
-    matches!(read, Ok(Ok(_)))
-        && (response.starts_with(b"HTTP/1.1 200") || response.starts_with(b"HTTP/1.0 200"))
+pub(crate) async fn healthz(addr: &str) -> bool {
+    crate::process::http_ok(addr, "/healthz").await
 }

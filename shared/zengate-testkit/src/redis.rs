@@ -205,6 +205,21 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and every
+    /// command hangs, data is kept, until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            crate::process::signal(pid, "STOP");
+        }
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            crate::process::signal(pid, "CONT");
+        }
+    }
+
     pub async fn restart(&mut self) {
         self.stop().await;
         self.spawn().await;

@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
@@ -32,6 +33,14 @@ pub(crate) fn routes(shared: Shared) -> Router {
         .route("/api/v2/tickets/{file}", get(get_ticket).put(update_ticket))
         .route("/api/v2/tickets/{id}/comments.json", get(list_comments))
         .route("/api/v2/users/me.json", get(me))
+        .route(
+            "/api/v2/help_center/articles/search",
+            get(crate::help_center::search),
+        )
+        .route(
+            "/api/v2/help_center/articles/search.json",
+            get(crate::help_center::search),
+        )
         .route("/api/{*rest}", any(no_route))
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -80,6 +89,10 @@ async fn gate(State(shared): State<Shared>, req: Request, next: Next) -> Respons
             })
             .collect(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        peer: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string()),
     };
     let fault = shared.with_store(|s| {
         s.record(recorded);
@@ -281,12 +294,27 @@ pub(crate) fn comments_page(shared: &Shared, id: &str, q: &HashMap<String, Strin
     let prev = before
         .as_ref()
         .map(|b| format!("{base}?page%5Bbefore%5D={b}&page%5Bsize%5D={size}&sort={sort}"));
-    axum::Json(json!({
+    let mut body = json!({
         "comments": page.iter().map(comment_json).collect::<Vec<_>>(),
         "meta": {"has_more": has_more, "after_cursor": after, "before_cursor": before},
         "links": {"next": next, "prev": prev},
-    }))
-    .into_response()
+    });
+    // `include=users` sideloads the page's authors, each once.
+    if q.get("include")
+        .is_some_and(|v| v.split(',').any(|i| i.trim() == "users"))
+    {
+        let users: Vec<Value> = shared.with_store(|s| {
+            let mut ids: Vec<u64> = page.iter().map(|c| c.author_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.iter()
+                .filter_map(|id| s.users.get(id))
+                .map(user_json)
+                .collect()
+        });
+        body["users"] = Value::Array(users);
+    }
+    axum::Json(body).into_response()
 }
 
 fn invalid(description: &str) -> Response {

@@ -7,6 +7,7 @@
 mod api;
 mod config;
 mod control;
+mod help_center;
 mod store;
 mod webhook;
 
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{DEFAULT_FIRST_TICKET_ID, SimConfig, WebhookTarget};
+pub use help_center::SimArticle;
 pub use store::{Fault, RecordedRequest, SimComment, SimTicket, SimUser, WebhookDelivery};
 
 use store::{Change, Store};
@@ -158,7 +160,8 @@ impl Simulator {
         let server = tokio::spawn({
             let stop = stop.clone();
             async move {
-                if let Err(e) = axum::serve(listener, router)
+                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
                 {
@@ -233,6 +236,33 @@ impl SimHandle {
     /// Injects a fault into matching API requests.
     pub fn inject(&self, fault: Fault) {
         self.shared.with_store(|s| s.faults.push(fault));
+    }
+
+    /// The Help Center articles (seeded ones first).
+    pub fn articles(&self) -> Vec<SimArticle> {
+        self.shared.with_store(|s| s.articles.clone())
+    }
+
+    /// Adds a Help Center article that search can find.
+    pub fn add_article(&self, title: &str, body: &str) -> SimArticle {
+        self.shared.with_store(|s| s.add_article(title, body))
+    }
+
+    /// Adds a comment by the API user (an agent), public or internal, as if
+    /// written in the agent UI; sends `ticket.comment_added`. `None` when the
+    /// ticket does not exist.
+    pub fn add_agent_comment(
+        &self,
+        ticket_id: u64,
+        body: &str,
+        public: bool,
+    ) -> Option<SimComment> {
+        let (comment, change) = self.shared.with_store(|s| {
+            let author = s.api_user.id;
+            s.add_comment(ticket_id, author, body, public)
+        })?;
+        self.shared.emit(change);
+        Some(comment)
     }
 
     /// Webhook deliveries so far (attempts, last status, delivered).

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::help_center::SimArticle;
+
 /// A ticket as the simulator stores it. Status and priority are lowercase,
 /// as in the REST API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +66,9 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// The body as text (lossy UTF-8).
     pub body: String,
+    /// The client's address (`127.0.0.1:54321`): tells which process sent it.
+    #[serde(default)]
+    pub peer: Option<String>,
 }
 
 impl RecordedRequest {
@@ -169,6 +174,8 @@ pub(crate) struct Store {
     pub requests: VecDeque<RecordedRequest>,
     pub faults: Vec<Fault>,
     pub deliveries: Vec<WebhookDelivery>,
+    /// Help Center articles (seeded, plus any added by a test).
+    pub articles: Vec<SimArticle>,
     next_ticket_id: u64,
     next_user_id: u64,
     next_comment_id: u64,
@@ -208,6 +215,7 @@ impl Store {
             requests: VecDeque::new(),
             faults: Vec::new(),
             deliveries: Vec::new(),
+            articles: crate::help_center::seeded(),
             next_ticket_id: first_ticket_id.max(1),
             next_user_id: FIRST_USER_ID + 1,
             next_comment_id: FIRST_COMMENT_ID,
@@ -313,6 +321,24 @@ impl Store {
                 author,
             },
         ))
+    }
+
+    /// Adds a Help Center article; returns it with its id.
+    pub fn add_article(&mut self, title: &str, body: &str) -> SimArticle {
+        let id = self
+            .articles
+            .iter()
+            .map(|a| a.id + 1)
+            .max()
+            .unwrap_or(crate::help_center::FIRST_ARTICLE_ID);
+        let article = SimArticle {
+            id,
+            title: title.to_owned(),
+            body: body.to_owned(),
+            locale: "en-us".to_owned(),
+        };
+        self.articles.push(article.clone());
+        article
     }
 
     pub fn record(&mut self, request: RecordedRequest) {

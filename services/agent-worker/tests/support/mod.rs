@@ -90,6 +90,7 @@ impl Harness {
             redis_timeout: Duration::from_millis(500),
             nats_timeout: Duration::from_secs(5),
             release_keys: Some(ReleaseKeys::single(RELEASE_KEY)),
+            drafter: Default::default(),
         }
     }
 
@@ -370,6 +371,7 @@ impl Drafter for RecordingDrafter {
                     fields: FieldChanges::default(),
                 },
                 reasons: vec!["test".to_owned()],
+                info: None,
             }))
         })
     }

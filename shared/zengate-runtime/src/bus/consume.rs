@@ -1,16 +1,19 @@
 //! Consuming JetStream: one loop pulls messages, hands each to a handler
-//! that answers a [`Verdict`] while progress acks keep it alive, and one
+//! that answers a [`Verdict`] while it holds the delivery's lease (confirmed
+//! progress acks; the work stops when the lease is lost), and one
 //! [`Settler`] turns the verdict into an ack, a delayed redelivery with
 //! backoff, or (when it will never work, or on its last delivery) a dead
 //! letter followed by an ack so whatever it blocked moves on.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Publisher, dead_letter};
@@ -39,6 +42,9 @@ pub enum Settled {
     DeadLettered,
     /// The ack/nak could not be sent; JetStream will redeliver after ack_wait.
     Unsettled,
+    /// The handler was stopped because its lease could not be renewed; the
+    /// message is left to be redelivered.
+    LeaseLost,
 }
 
 /// Redelivery delays: `first`, doubling per delivery, at most `max`.
@@ -141,6 +147,13 @@ impl Settler {
         settled
     }
 
+    /// Reports a delivery left unsettled because its lease was lost.
+    fn lease_lost(&self) {
+        if let Some(hook) = &self.on_settled {
+            hook(None, Settled::LeaseLost);
+        }
+    }
+
     /// Publishes the dead letter, then acks (a failed publish naks instead,
     /// so the message is not lost).
     async fn dead_letter(&self, msg: &Message, reason: &str) -> Settled {
@@ -184,20 +197,72 @@ pub fn position(msg: &Message) -> (u64, u64) {
         .unwrap_or((0, 1))
 }
 
-/// Runs `work` while sending progress acks every `every`, so `ack_wait`
-/// does not expire under a live handler.
-pub async fn with_progress<T>(msg: &Message, every: Duration, work: impl Future<Output = T>) -> T {
-    tokio::pin!(work);
-    let mut tick = tokio::time::interval(every);
+/// The delivery's lease ran out before the work finished: the server may
+/// hand the message to another replica at any moment, so the work was
+/// stopped and the message is left unsettled (it will be redelivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseLost;
+
+/// Runs `work` while holding the delivery's lease: a progress ack every
+/// `ack_wait / 4`, each confirmed by the server. The server redelivers a
+/// message `ack_wait` after the last progress it processed, so while one
+/// was confirmed less than `3/4 · ack_wait` ago nobody else can have it.
+/// Past that (NATS unreachable, a stalled process) the work is dropped
+/// before the server can redeliver: one message never has two deliveries in
+/// flight, whatever the ack wait. A dead replica's messages come back
+/// `ack_wait` after its last progress ack.
+pub async fn with_lease<T>(
+    msg: &Message,
+    ack_wait: Duration,
+    work: impl Future<Output = T>,
+) -> Result<T, LeaseLost> {
+    let every = ack_wait / 4;
+    let hold = ack_wait - every;
+    // The server started the clock when it sent the message, a moment
+    // before it arrived; the quarter of `ack_wait` kept back covers that.
+    let mut confirmed = Instant::now();
+    let mut tick = tokio::time::interval_at(confirmed + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
+    let mut progress: Option<Pin<Box<dyn Future<Output = Option<Instant>> + Send + '_>>> = None;
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    tracing::debug!(error = %e, "progress ack failed");
+            biased;
+            out = &mut work => return Ok(out),
+            sent = async {
+                match progress.as_mut() {
+                    Some(p) => p.await,
+                    None => std::future::pending().await,
                 }
+            }, if progress.is_some() => {
+                progress = None;
+                if let Some(sent) = sent {
+                    confirmed = confirmed.max(sent);
+                }
+            }
+            _ = tick.tick(), if progress.is_none() => {
+                let sent = Instant::now();
+                progress = Some(Box::pin(async move {
+                    match tokio::time::timeout(every, msg.double_ack_with(AckKind::Progress)).await {
+                        Ok(Ok(())) => Some(sent),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "progress ack failed");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::debug!("progress ack not confirmed in time");
+                            None
+                        }
+                    }
+                }));
+            }
+            () = tokio::time::sleep_until(confirmed + hold) => {
+                tracing::warn!(
+                    unconfirmed_for = ?confirmed.elapsed(),
+                    "delivery lease lost (no progress ack confirmed); stopping this attempt, \
+                     the message will be redelivered"
+                );
+                return Err(LeaseLost);
             }
         }
     }
@@ -212,8 +277,9 @@ pub struct Pull {
     pub concurrency: usize,
     /// How long one pull request waits for messages.
     pub fetch_wait: Duration,
-    /// Progress acks are sent this often while a handler runs.
-    pub progress_every: Duration,
+    /// The consumer's ack wait, when handlers hold a lease on their delivery
+    /// ([`with_lease`]); `None` for handlers short enough to need none.
+    pub lease: Option<Duration>,
 }
 
 /// Pulls from `consumer` until shutdown, hands each message to `handler`
@@ -280,8 +346,16 @@ pub async fn consume<H, Fut>(
                     continue_trace(&span, msg.headers.as_ref());
                     async {
                         let work = handler(msg.clone());
-                        let verdict = with_progress(&msg, pull.progress_every, work).await;
-                        settler.settle(&msg, verdict).await;
+                        let verdict = match pull.lease {
+                            Some(ack_wait) => with_lease(&msg, ack_wait, work).await,
+                            None => Ok(work.await),
+                        };
+                        match verdict {
+                            Ok(verdict) => {
+                                settler.settle(&msg, verdict).await;
+                            }
+                            Err(LeaseLost) => settler.lease_lost(),
+                        }
                     }
                     .instrument(span)
                     .await;

@@ -14,7 +14,7 @@ pub mod dead_letter;
 mod publish;
 
 pub use consume::{
-    Backoff, OnSettled, Pull, Settled, Settler, Verdict, consume, position, with_progress,
+    Backoff, LeaseLost, OnSettled, Pull, Settled, Settler, Verdict, consume, position, with_lease,
 };
 pub use publish::{PublishError, Publisher};
 
@@ -167,8 +167,14 @@ pub fn zendesk_stream_config(settings: &ZendeskStreamSettings) -> stream::Config
 }
 
 /// `ZENGATE` on `zengate.>`, file storage, a 2 minute duplicate window so
-/// publishers can retry with a stable `Nats-Msg-Id`.
+/// publishers can retry with a stable `Nats-Msg-Id`; one replica.
 pub fn zengate_stream_config() -> stream::Config {
+    zengate_stream_config_replicated(1)
+}
+
+/// [`zengate_stream_config`] kept on `replicas` servers of a cluster
+/// (`ZENGATE_STREAM_REPLICAS`).
+pub fn zengate_stream_config_replicated(replicas: usize) -> stream::Config {
     stream::Config {
         name: ZENGATE_STREAM.to_owned(),
         description: Some("zengate's own events: approvals, actions, audits, DLQ".to_owned()),
@@ -176,6 +182,7 @@ pub fn zengate_stream_config() -> stream::Config {
         storage: stream::StorageType::File,
         max_age: Duration::from_secs(30 * 24 * 3600),
         duplicate_window: Duration::from_secs(120),
+        num_replicas: replicas,
         ..Default::default()
     }
 }
@@ -217,6 +224,10 @@ pub fn foreign_routing(want: &stream::Config, have: &stream::Config) -> Option<S
 /// Creates the stream, or brings an existing one to `config`'s subjects,
 /// retention and duplicate window. Safe to run from many replicas at once.
 /// Refuses a stream with routing zengate did not set ([`foreign_routing`]).
+/// The replica count applies when the stream is created; an existing
+/// stream keeps its own (scaling it is an operator's `nats stream edit
+/// --replicas`, which not every service's NATS user may do), with a warning
+/// when it differs.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
@@ -235,6 +246,7 @@ pub async fn ensure_stream(
                 tracing::error!(stream = %name, %why, "stream configuration not made by zengate");
                 return Err(err(&why));
             }
+            warn_on_replicas(&name, config.num_replicas, info.config.num_replicas);
             if differs(&config, &info.config) {
                 tracing::info!(stream = %name, "updating stream configuration");
                 js.update_stream(config.clone())
@@ -255,7 +267,20 @@ pub async fn ensure_stream(
     })
 }
 
-/// Creates or opens a key-value bucket (file storage). Safe to race.
+fn warn_on_replicas(name: &str, want: usize, have: usize) {
+    if want.max(1) != have.max(1) {
+        tracing::warn!(
+            stream = %name,
+            configured = want,
+            existing = have,
+            "the stream exists with another replica count; it keeps its own \
+             (scale it with `nats stream edit --replicas`)"
+        );
+    }
+}
+
+/// Creates or opens a key-value bucket (file storage). Safe to race. As for
+/// streams, `num_replicas` applies when the bucket is created.
 pub async fn ensure_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, BusError> {
     let name = config.bucket.clone();
     let mut last = String::new();
@@ -290,6 +315,11 @@ async fn check_bucket_routing(
         .await
         .map_err(|e| err(e.to_string()))?;
     let info = stream.info().await.map_err(|e| err(e.to_string()))?;
+    warn_on_replicas(
+        &info.config.name,
+        config.num_replicas,
+        info.config.num_replicas,
+    );
     let want = stream::Config {
         republish: config.republish.clone(),
         mirror: config.mirror.clone(),
