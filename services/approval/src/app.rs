@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use axum::Router;
@@ -55,12 +55,19 @@ pub struct AppState {
 }
 
 /// `approvals`: file storage, one revision kept per key is enough because
-/// the item carries its own history.
+/// the item carries its own history; settled items age out after the
+/// default retention (see `retention`).
 pub fn bucket_config() -> kv::Config {
+    bucket_config_for(crate::retention::DEFAULT)
+}
+
+/// [`bucket_config`] with `max_age = retention` (zero: keep everything).
+pub fn bucket_config_for(retention: Duration) -> kv::Config {
     kv::Config {
         bucket: BUCKET.to_owned(),
         description: "Approval items: proposals held for a human decision".to_owned(),
         history: 1,
+        max_age: retention,
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     }
@@ -88,16 +95,18 @@ impl Application {
         bus::ensure_stream(&js, bus::zengate_stream_config_replicated(replicas)).await?;
         let bucket = kv::Config {
             num_replicas: replicas,
-            ..bucket_config()
+            ..bucket_config_for(config.retention)
         };
         let kv = bus::ensure_kv(&js, bucket).await?;
+        crate::retention::ensure(&js, config.retention).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();
         let metrics = ApprovalMetrics::register(&mut registry);
-        let pending = metrics.pending.clone();
-        let store = Arc::new(Store::new(kv, move |c| {
+        let (pending, indexed) = (metrics.pending.clone(), metrics.indexed.clone());
+        let store = Arc::new(Store::new(kv, config.recent_limit, move |c| {
             pending.set(i64::try_from(c.pending).unwrap_or(i64::MAX));
+            indexed.set(i64::try_from(c.indexed).unwrap_or(i64::MAX));
         }));
         let state = Arc::new(AppState {
             js: js.clone(),
@@ -123,9 +132,11 @@ impl Application {
             .route(console::STYLE_PATH, get(console::style))
             .route(console::PAGE_STYLE_PATH, get(console::page_style))
             .route("/v1/approvals", get(api::list))
+            .route("/v1/approvals/history", get(api::history))
             .route("/v1/approvals/{id}", get(api::get))
             .route("/v1/approvals/{id}/approve", post(api::approve))
             .route("/v1/approvals/{id}/reject", post(api::reject))
+            .route("/v1/approvals/{id}/retry", post(api::retry))
             .route("/v1/events", get(api::events))
             .route("/v1/events/ticket", post(api::events_ticket))
             .route("/v1/ticket-requests", post(visitor::create))

@@ -170,7 +170,7 @@ pub async fn time_out(app: &AppState, id: &str, escalate: bool) -> Result<bool, 
 }
 
 /// The release an approved item stands for (`None` unless approved).
-fn release_event(item: &Item) -> Option<ApprovalReleased> {
+pub(crate) fn release_event(item: &Item) -> Option<ApprovalReleased> {
     let decision = item.decision.as_ref()?;
     if decision.decision != Decision::Approved {
         return None;
@@ -305,14 +305,22 @@ pub async fn record_outcome(
         .store
         .modify(&outcome.approval_id, |cur| {
             // An outcome speaks only for an item of its own account that was
-            // released (or a failed one that a retry then applied).
+            // released (or a failed one that a retry then applied, or whose
+            // requested retry failed again).
+            let retrying = cur
+                .retry
+                .as_ref()
+                .is_some_and(|r| !r.settled && outcome.at >= r.at);
             let allowed = cur.request.account_id == outcome.account_id
                 && (matches!(cur.state, State::Approved | State::Released)
-                    || (matches!(cur.state, State::Failed) && outcome.applied));
+                    || (matches!(cur.state, State::Failed) && (outcome.applied || retrying)));
             if !allowed {
                 return None;
             }
             let mut next = cur.clone();
+            if let Some(r) = next.retry.as_mut() {
+                r.settled = true;
+            }
             next.state = state;
             next.history.push(HistoryEntry {
                 at: outcome.at,

@@ -4,6 +4,7 @@
 use zengate_runtime::error::ApiError;
 
 use crate::decide::DecideError;
+use crate::retry::RetryError;
 use crate::store::BucketError;
 
 impl From<DecideError> for ApiError {
@@ -23,6 +24,20 @@ impl From<BucketError> for ApiError {
     fn from(e: BucketError) -> Self {
         tracing::warn!(error = %e, "approvals bucket unavailable");
         ApiError::unavailable("store_unavailable", "the approvals store is unavailable", 2)
+    }
+}
+
+impl From<RetryError> for ApiError {
+    fn from(e: RetryError) -> Self {
+        let code = match e {
+            RetryError::NotFound => return not_found(),
+            RetryError::Store(store) => return store.into(),
+            RetryError::NotFailed(_) => "not_failed",
+            RetryError::InFlight => "retry_in_flight",
+            RetryError::Unsealed => "unsealed",
+            RetryError::Changed => "changed",
+        };
+        ApiError::conflict(code, e.to_string())
     }
 }
 

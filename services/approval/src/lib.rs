@@ -18,7 +18,10 @@
 //! - `api`, `console`, `resume`, `visitor`: the HTTP surfaces (approver API,
 //!   web console, signed resume links, visitor ticket requests); `auth`:
 //!   approver tokens and visitor stream tickets; `links`: signed resume links (public: their format is a contract);
-//!   `errors`: domain errors as HTTP answers; `metrics`, `openapi`.
+//!   `errors`: domain errors as HTTP answers; `metrics`, `openapi`;
+//! - `history`: the console's paged history read from the bucket;
+//!   `retention`: how long decided items are kept (public: its default);
+//!   `retry`: an approver's retry of a failed write.
 //!
 //! A proposal's path: `zengate.approval.requested.…` → `intake` → `store`
 //! (pending item) → `api`/`console`/`resume` → `decide` (compare-and-set,
@@ -32,16 +35,19 @@ mod config;
 mod console;
 mod decide;
 mod errors;
+mod history;
 mod intake;
 pub mod item;
 pub mod links;
 mod metrics;
 mod openapi;
 mod resume;
+pub mod retention;
+mod retry;
 mod store;
 mod sweeper;
 mod visitor;
 
-pub use app::{Application, bucket_config};
+pub use app::{Application, bucket_config, bucket_config_for};
 pub use auth::ApproverTokens;
 pub use config::{ApprovalConfig, OnTimeout};
