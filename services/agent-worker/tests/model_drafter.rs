@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use agent_worker::WorkerConfig;
-use agent_worker::app::drafter_from_config;
+use agent_worker::drafter_from_config;
 use agent_worker::llm::DrafterConfig;
 use model_sim::{
     Api, COMPLETION_TOKENS, ModelSim, ModelSimHandle, PROMPT_TOKENS, Reply, ScriptedCall,

@@ -30,9 +30,10 @@ use zengate_runtime::error::ApiError;
 use crate::app::AppState;
 use crate::auth::{Approver, FailureLimit, client_of, stream_ticket};
 use crate::decide::{self, DecideError, HumanDecision};
+use crate::errors::not_found;
 use crate::history;
 use crate::item::State as ItemState;
-use crate::retry::{self, RetryError};
+use crate::retry;
 
 const MAX_LIMIT: usize = 500;
 /// How often the event stream sends a visible `ping`.
@@ -134,9 +135,7 @@ pub async fn history(
         q.q.as_deref(),
     );
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let page = history::page(&app.store, &filter, q.before, limit)
-        .await
-        .map_err(|e| store_error(&e))?;
+    let page = history::page(&app.store, &filter, q.before, limit).await?;
     Ok(Json(serde_json::json!({
         "items": page.items,
         "next_before": page.next_before,
@@ -164,11 +163,8 @@ pub async fn get(
     _who: Approver,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match app.store.get(&id).await {
-        Ok(Some((_, item))) => Ok(Json(item).into_response()),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(store_error(&e)),
-    }
+    let (_, item) = app.store.get(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(item).into_response())
 }
 
 /// Optional body of an approval; an empty request body means no edits.
@@ -287,40 +283,11 @@ pub async fn retry(
     Approver(by): Approver,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match retry::retry(&app, &id, by).await {
-        Ok(item) => Ok(Json(item).into_response()),
-        Err(RetryError::NotFound) => Err(not_found()),
-        Err(e @ RetryError::NotFailed(_)) => Err(ApiError::conflict("not_failed", e.to_string())),
-        Err(e @ RetryError::InFlight) => Err(ApiError::conflict("retry_in_flight", e.to_string())),
-        Err(e @ RetryError::Unsealed) => Err(ApiError::conflict("unsealed", e.to_string())),
-        Err(e @ RetryError::Changed) => Err(ApiError::conflict("changed", e.to_string())),
-        Err(RetryError::Store(e)) => Err(store_error(&e)),
-    }
+    Ok(Json(retry::retry(&app, &id, by).await?).into_response())
 }
 
 fn decided(r: Result<crate::item::Item, DecideError>) -> Result<Response, ApiError> {
-    r.map(|item| Json(item).into_response())
-        .map_err(|e| decide_error(&e))
-}
-
-pub fn decide_error(e: &DecideError) -> ApiError {
-    match e {
-        DecideError::NotFound => not_found(),
-        DecideError::Conflict(state) => {
-            ApiError::conflict("already_decided", format!("the item is already {state}"))
-        }
-        DecideError::Invalid(m) => ApiError::bad_request("invalid_edit", m.clone()),
-        DecideError::Store(e) => store_error(e),
-    }
-}
-
-pub fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no approval item with this id")
-}
-
-pub fn store_error(e: &dyn std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "approvals bucket unavailable");
-    ApiError::unavailable("store_unavailable", "the approvals store is unavailable", 2)
+    Ok(Json(r?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -357,7 +324,7 @@ pub async fn events_ticket(
     State(app): State<Arc<AppState>>,
     Approver(by): Approver,
 ) -> Result<Response, ApiError> {
-    let ticket = stream_ticket::issue(&app.redis, &by, app.stream_ticket_ttl)
+    let ticket = stream_ticket::issue(&app.redis, &by, app.config.stream_ticket_ttl)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot issue a stream ticket");
@@ -371,7 +338,7 @@ pub async fn events_ticket(
         [(header::CACHE_CONTROL, "no-store")],
         Json(StreamTicket {
             ticket,
-            expires_in: app.stream_ticket_ttl.as_secs().max(1),
+            expires_in: app.config.stream_ticket_ttl.as_secs().max(1),
         }),
     )
         .into_response())

@@ -14,7 +14,7 @@
 use async_nats::jetstream::stream::DirectGetErrorKind;
 
 use crate::item::{Item, State};
-use crate::store::{BUCKET, Store, StoreError};
+use crate::store::{BUCKET, BucketError, Store};
 
 /// Items examined per page at most, whatever the filter.
 pub const MAX_SCAN: usize = 5000;
@@ -99,13 +99,13 @@ pub async fn page(
     filter: &Filter,
     before: Option<u64>,
     limit: usize,
-) -> Result<Page, StoreError> {
+) -> Result<Page, BucketError> {
     let kv = store.kv();
     let stream = &kv.stream;
     let info = stream
         .get_info()
         .await
-        .map_err(|e| StoreError::Kv(e.to_string()))?;
+        .map_err(|e| BucketError::Kv(e.to_string()))?;
     let first = info.state.first_sequence.max(1);
     let last = info.state.last_sequence;
     let subject = format!("$KV.{BUCKET}.>");
@@ -126,7 +126,7 @@ pub async fn page(
             {
                 Ok(m) => m,
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                Err(e) => return Err(StoreError::Kv(e.to_string())),
+                Err(e) => return Err(BucketError::Kv(e.to_string())),
             };
             if msg.sequence >= hi {
                 break;

@@ -91,14 +91,16 @@ pub async fn ensure(js: &jetstream::Context, retention: Duration) -> Result<(), 
 /// One pass: rewrite open items half a retention old, forget settled items
 /// the bucket has dropped.
 pub async fn keep_open_items(app: &AppState) {
-    if app.retention.is_zero() {
+    if app.config.retention.is_zero() {
         return;
     }
     let now = OffsetDateTime::now_utc();
-    let half = time::Duration::try_from(app.retention / 2).unwrap_or(time::Duration::MAX);
+    let half = time::Duration::try_from(app.config.retention / 2).unwrap_or(time::Duration::MAX);
     let (Some(keep_before), Some(drop_before)) = (
         now.checked_sub(half),
-        now.checked_sub(time::Duration::try_from(app.retention).unwrap_or(time::Duration::MAX)),
+        now.checked_sub(
+            time::Duration::try_from(app.config.retention).unwrap_or(time::Duration::MAX),
+        ),
     ) else {
         return;
     };

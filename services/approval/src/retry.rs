@@ -21,7 +21,7 @@ use zengate_core::release;
 use crate::app::AppState;
 use crate::decide::release_event;
 use crate::item::{HistoryEntry, Item, RetryRecord, State};
-use crate::store::StoreError;
+use crate::store::BucketError;
 
 /// A retry whose outcome has not arrived for this long may be requested again
 /// (the worker's own claim still keeps the write to one at a time).
@@ -40,7 +40,7 @@ pub enum RetryError {
     #[error("the item changed meanwhile; reload it")]
     Changed,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] BucketError),
 }
 
 /// Records a retry requested by `by` and re-releases the item.
@@ -102,7 +102,7 @@ fn sealed_release(
 ) -> Option<(zengate_core::events::ApprovalReleased, String)> {
     let event = release_event(item)?;
     let seal = item.release_seal.clone()?;
-    match release::verify_signature(&app.release_keys, &event, Some(&seal)) {
+    match release::verify_signature(&app.config.release_keys, &event, Some(&seal)) {
         Ok(()) => Some((event, seal)),
         Err(e) => {
             app.metrics.unsealed.inc();

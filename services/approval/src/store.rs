@@ -30,7 +30,7 @@ use crate::item::{Item, State};
 pub const BUCKET: &str = zengate_core::release::APPROVALS_BUCKET;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum BucketError {
     #[error("approvals bucket: {0}")]
     Kv(String),
     #[error("stored item {id} is unreadable: {source}")]
@@ -220,7 +220,7 @@ impl Store {
     }
 
     /// The authoritative item and its revision.
-    pub async fn get(&self, id: &str) -> Result<Option<(u64, Item)>, StoreError> {
+    pub async fn get(&self, id: &str) -> Result<Option<(u64, Item)>, BucketError> {
         if !valid_id(id) {
             return Ok(None);
         }
@@ -228,10 +228,10 @@ impl Store {
             .kv
             .entry(id)
             .await
-            .map_err(|e| StoreError::Kv(e.to_string()))?;
+            .map_err(|e| BucketError::Kv(e.to_string()))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
-                let item = Item::from_bytes(&e.value).map_err(|source| StoreError::Corrupt {
+                let item = Item::from_bytes(&e.value).map_err(|source| BucketError::Corrupt {
                     id: id.to_owned(),
                     source,
                 })?;
@@ -242,7 +242,7 @@ impl Store {
     }
 
     /// Stores a new item; `Ok(None)` when the key already exists.
-    pub async fn create(&self, item: &Item) -> Result<Option<u64>, StoreError> {
+    pub async fn create(&self, item: &Item) -> Result<Option<u64>, BucketError> {
         let bytes = item.to_bytes()?;
         match self.kv.create(&item.id, bytes).await {
             Ok(rev) => {
@@ -250,7 +250,7 @@ impl Store {
                 Ok(Some(rev))
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
-            Err(e) => Err(StoreError::Kv(e.to_string())),
+            Err(e) => Err(BucketError::Kv(e.to_string())),
         }
     }
 
@@ -259,7 +259,7 @@ impl Store {
         &self,
         revision: u64,
         item: &Item,
-    ) -> Result<Result<u64, Conflict>, StoreError> {
+    ) -> Result<Result<u64, Conflict>, BucketError> {
         let bytes: Bytes = item.to_bytes()?;
         match self.kv.update(&item.id, bytes, revision).await {
             Ok(rev) => {
@@ -267,7 +267,7 @@ impl Store {
                 Ok(Ok(rev))
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Err(Conflict)),
-            Err(e) => Err(StoreError::Kv(e.to_string())),
+            Err(e) => Err(BucketError::Kv(e.to_string())),
         }
     }
 
@@ -277,7 +277,7 @@ impl Store {
         &self,
         id: &str,
         mut change: impl FnMut(&Item) -> Option<Item>,
-    ) -> Result<Option<Item>, StoreError> {
+    ) -> Result<Option<Item>, BucketError> {
         for _ in 0..20 {
             let Some((rev, item)) = self.get(id).await? else {
                 return Ok(None);
@@ -289,7 +289,9 @@ impl Store {
                 return Ok(Some(next));
             }
         }
-        Err(StoreError::Kv(format!("{id}: too many concurrent updates")))
+        Err(BucketError::Kv(format!(
+            "{id}: too many concurrent updates"
+        )))
     }
 
     /// Newest first, optionally one state, after `cursor`.
@@ -323,10 +325,6 @@ impl Store {
         } else {
             (items, None)
         }
-    }
-
-    pub fn count(&self, state: State) -> usize {
-        self.read().by_state.get(&state).map_or(0, BTreeSet::len)
     }
 
     /// Pending items whose time is up.
@@ -392,11 +390,6 @@ impl Store {
         drop(index);
         (self.on_change)(&counts);
         old.len()
-    }
-
-    /// Items held in memory (open + recent settled).
-    pub fn indexed(&self) -> usize {
-        self.read().items.len()
     }
 
     /// Keeps the index in step with the bucket until shutdown.

@@ -19,7 +19,7 @@ use crate::config::OnTimeout;
 use crate::{decide, retention, retry};
 
 pub async fn run(app: Arc<AppState>, shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(app.sweep_interval);
+    let mut tick = tokio::time::interval(app.config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -33,13 +33,13 @@ pub async fn run(app: Arc<AppState>, shutdown: Shutdown) {
 /// One pass of expiry and reconciliation.
 pub async fn sweep_once(app: &AppState) {
     let now = OffsetDateTime::now_utc();
-    let escalate = app.on_timeout == OnTimeout::Escalate;
+    let escalate = app.config.on_timeout == OnTimeout::Escalate;
     for id in app.store.due(now) {
         if let Err(e) = decide::time_out(app, &id, escalate).await {
             tracing::warn!(approval_id = %id, error = %e, "expiry failed; next sweep retries");
         }
     }
-    let before = now - app.reconcile_after;
+    let before = now - app.config.reconcile_after;
     for id in app.store.unfinished(before) {
         match app.store.get(&id).await {
             Ok(Some((_, item))) => {

@@ -412,7 +412,7 @@ async fn a_bucket_without_retention_gets_it_at_start() {
     let infra = Infra::start().await;
     infra
         .js
-        .create_key_value(approval::app::bucket_config_for(Duration::ZERO))
+        .create_key_value(approval::bucket_config_for(Duration::ZERO))
         .await
         .unwrap();
     let stream = infra.js.get_stream("KV_approvals").await.unwrap();

@@ -8,8 +8,7 @@ pub mod webdriver;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use approval::auth::ApproverTokens;
-use approval::{Application, ApprovalConfig, OnTimeout};
+use approval::{Application, ApprovalConfig, ApproverTokens, OnTimeout};
 use async_nats::jetstream;
 use serde_json::Value;
 use time::OffsetDateTime;
