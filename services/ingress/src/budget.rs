@@ -46,6 +46,7 @@ impl BodyBudget {
     }
 
     /// Bytes not reserved right now.
+    #[cfg(test)]
     pub fn available(&self) -> usize {
         self.bytes.available_permits()
     }
