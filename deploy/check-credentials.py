@@ -30,7 +30,7 @@ APPROVAL_ONLY = [
     "$JS.API.STREAM.UPDATE.ZENGATE",
     "$JS.API.STREAM.CREATE.KV_approvals",
 ]
-CREDENTIAL_WORDS = ("PASSWORD", "SECRET", "TOKEN", "NATS_URL", "REDIS_URL", "CREDS", "NKEY")
+CREDENTIAL_WORDS = ("PASSWORD", "SECRET", "TOKEN", "API_KEY", "NATS_URL", "REDIS_URL", "CREDS", "NKEY")
 
 failures = []
 
@@ -162,7 +162,7 @@ def check_rendered(path):
         if name == "ingress" and env.get("ZENDESK_SIGNATURE_MAX_AGE", {}).get("value") != "5m":
             fail(f"{path}: ingress ZENDESK_SIGNATURE_MAX_AGE should be 5m")
         for e in env.values():
-            if any(w in e["name"] for w in ("PASSWORD", "SECRET", "TOKEN")) and "value" in e and not e["name"].endswith("_FILE"):
+            if any(w in e["name"] for w in ("PASSWORD", "SECRET", "TOKEN", "API_KEY")) and "value" in e and not e["name"].endswith("_FILE"):
                 fail(f"{path}: {name} has {e['name']} as a literal value")
         for vol in spec.get("volumes", []):
             secret = vol.get("secret")

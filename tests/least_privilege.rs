@@ -138,7 +138,7 @@ async fn each_service_user_can_do_only_its_part() {
     bus::ensure_stream(&approval.js, bus::zengate_stream_config())
         .await
         .unwrap();
-    let approvals_kv = bus::ensure_kv(&approval.js, approval::app::bucket_config())
+    let approvals_kv = bus::ensure_kv(&approval.js, approval::bucket_config())
         .await
         .unwrap();
     let mut worker = session(&server, "agent-worker").await;

@@ -311,7 +311,9 @@ async fn latency(rate: f64, secs: f64) -> Latency {
         signature_max_age: None,
         dedup_horizon: Duration::from_secs(3600),
         publish_timeout: Duration::from_secs(3),
-        redis_timeout: Duration::from_millis(250),
+        redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
+        redis_probe_interval: Duration::from_secs(1),
+        max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
         stream: Default::default(),
     };
     let app = ingress::Application::build(ingress_config).await.unwrap();

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::OnceCell;
 use zendesk_client::{ClientError, ZendeskClient};
 use zengate_core::events::ZENGATE_STREAM;
-use zengate_runtime::bus::{self, BusError, Publisher};
+use zengate_runtime::bus::{self, BusError, Publisher, Pull, Settler};
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
 use zengate_runtime::serve::DRAIN_DEADLINE;
@@ -74,6 +74,26 @@ impl std::fmt::Debug for WorkerState {
 }
 
 impl WorkerState {
+    /// Settles deliveries with the configured attempts and backoff.
+    pub(crate) fn settler(&self) -> Settler {
+        Settler::new(
+            self.publisher.clone(),
+            self.config.max_deliver,
+            self.config.backoff(),
+        )
+    }
+
+    /// Pulls `batch` messages at a time, handling them one by one, each
+    /// under a delivery lease of one ack wait.
+    pub(crate) fn pull(&self, batch: usize) -> Pull {
+        Pull {
+            batch,
+            concurrency: 1,
+            fetch_wait: self.config.fetch_wait,
+            lease: Some(self.config.ack_wait),
+        }
+    }
+
     /// The API user's id (loop prevention), fetched once and then cached; a
     /// failed lookup is retried by the next event that needs it.
     pub async fn api_user_id(&self) -> Result<u64, ClientError> {

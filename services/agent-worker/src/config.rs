@@ -9,6 +9,7 @@ use zendesk_client::ClientConfig;
 
 use crate::llm::DrafterConfig;
 use zengate_core::release::{self, ReleaseKeys};
+use zengate_runtime::bus::Backoff;
 use zengate_runtime::config::Common;
 use zengate_runtime::nats::NatsConfig;
 use zengate_runtime::{ConfigError, Env};
@@ -21,7 +22,7 @@ pub const DEFAULT_FILTER: &str = "zendesk.*.ticket.*.*";
 
 /// How long a delivery's lease lasts without a progress ack: a replica that
 /// dies mid-event has its message redelivered this long after its last one.
-/// A live handler renews the lease every quarter of it (`delivery.rs`).
+/// A live handler renews the lease every quarter of it (`zengate_runtime::bus::with_lease`).
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(3);
 
 /// Which halves of the worker this process runs.
@@ -192,12 +193,12 @@ impl WorkerConfig {
         self.ack_wait + self.zendesk.timeout
     }
 
-    /// Delay before redelivering after attempt `delivered` (1-based) failed.
-    pub fn backoff(&self, delivered: u64) -> Duration {
-        let exp = delivered.saturating_sub(1).min(16) as u32;
-        self.retry_backoff
-            .saturating_mul(2u32.saturating_pow(exp))
-            .min(self.retry_backoff_max)
+    /// Redelivery delays after a failed attempt.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.retry_backoff,
+            max: self.retry_backoff_max,
+        }
     }
 }
 
@@ -317,8 +318,8 @@ mod tests {
         pairs.push(("WORKER_RETRY_BACKOFF", "1s"));
         pairs.push(("WORKER_RETRY_BACKOFF_MAX", "5s"));
         let c = WorkerConfig::from_env(&Env::from_pairs(pairs)).unwrap();
-        assert_eq!(c.backoff(1), Duration::from_secs(1));
-        assert_eq!(c.backoff(2), Duration::from_secs(2));
-        assert_eq!(c.backoff(10), Duration::from_secs(5));
+        assert_eq!(c.backoff().after(1), Duration::from_secs(1));
+        assert_eq!(c.backoff().after(2), Duration::from_secs(2));
+        assert_eq!(c.backoff().after(10), Duration::from_secs(5));
     }
 }

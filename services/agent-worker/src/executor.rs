@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::jetstream::{Message, consumer::PullConsumer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::{Instrument, field};
@@ -31,11 +31,9 @@ use zengate_core::events::{
 use zengate_core::ids::parse_canonical_id;
 use zengate_core::release::Permit;
 use zengate_runtime::Shutdown;
-use zengate_runtime::bus::PublishError;
-use zengate_runtime::telemetry::continue_trace;
+use zengate_runtime::bus::{self, PublishError, Settled, Verdict};
 
 use crate::app::WorkerState;
-use crate::delivery::{self, Verdict};
 use crate::handler::Failure;
 use crate::records::ExecState;
 use crate::verify::{self, VerifyError};
@@ -46,176 +44,139 @@ const COMMENT_CLOCK_SKEW_SECS: i64 = 120;
 
 /// Runs one executor pull loop until shutdown.
 pub async fn run(state: Arc<WorkerState>, consumer: PullConsumer, shutdown: Shutdown) {
-    let fetch_wait = state.config.fetch_wait;
-    delivery::pull_loop(consumer, fetch_wait, shutdown, |msg| {
+    let metrics = state.clone();
+    let settler = state
+        .settler()
+        .on_settled(Arc::new(move |_, settled| match settled {
+            Settled::DeadLettered => {
+                metrics.metrics.dead_letters.inc();
+            }
+            // The claim stays until its lease ends; the next attempt then
+            // looks for this attempt's write before writing.
+            Settled::LeaseLost => metrics.metrics.execution("lease_lost"),
+            _ => {}
+        }));
+    let pull = state.pull(1);
+    bus::consume(&consumer, pull, &settler, &shutdown, |msg| {
         let state = state.clone();
-        async move { on_message(&state, msg).await }
+        async move { on_message(&state, &msg).await }
     })
     .await;
 }
 
-async fn on_message(state: &WorkerState, msg: jetstream::Message) {
+async fn on_message(state: &WorkerState, msg: &Message) -> Verdict {
     let started = Instant::now();
-    let (seq, delivered) = delivery::position(&msg);
-    let subject = msg.subject.to_string();
     let span = tracing::info_span!(
         "worker.execute",
-        %subject,
-        stream_sequence = seq,
-        delivered,
+        subject = %msg.subject,
         approval_id = field::Empty,
         ticket_id = field::Empty,
         action = field::Empty,
     );
-    continue_trace(&span, msg.headers.as_ref());
     async {
-        let max = u64::from(state.config.max_deliver);
-        let released: ApprovalReleased = match serde_json::from_slice(&msg.payload) {
-            Ok(r) => r,
-            Err(e) => {
-                delivery::dead_letter(
-                    state,
-                    &msg,
-                    &subject,
-                    delivered,
-                    &format!("unreadable release: {e}"),
-                )
-                .await;
-                state.metrics.execution("dead_lettered");
-                return;
-            }
-        };
-        let span = tracing::Span::current();
-        span.record("approval_id", released.approval_id.as_str());
-        span.record("action", released.action.kind());
-        if let Some(t) = released.action.ticket_id() {
-            span.record("ticket_id", t);
-        }
-        // The gate comes first: nothing from an unverified release, not even
-        // a failure outcome, may reach Zendesk or the approval item.
-        let permit = verify::check(state, &subject, msg.headers.as_ref(), &released).await;
-        let recheck = match permit {
-            Ok(Permit::Execute) => false,
-            Ok(Permit::Retry) => true,
-            Ok(Permit::AlreadyApplied) => {
-                tracing::info!(
-                    "the approval item records this write as applied; not writing again"
-                );
-                state.metrics.execution("replayed");
-                delivery::settle(state, &msg, &subject, delivered, Verdict::Done("replayed")).await;
-                return;
-            }
-            Err(e) => {
-                refuse(state, &msg, &subject, delivered, e).await;
-                return;
-            }
-        };
-        if released.account_id != state.config.account_id.to_string() {
-            // Another account's release on the shared executor consumer: left
-            // for that account's workers, never recorded or answered here.
-            let reason = format!(
-                "release for account {}, this worker serves {}",
-                released.account_id, state.config.account_id
-            );
-            state.metrics.execution("foreign_account");
-            let verdict = Verdict::Retry(reason, None);
-            delivery::settle(state, &msg, &subject, delivered, verdict).await;
-            return;
-        }
-        if delivered > max {
-            give_up(
-                state,
-                &msg,
-                &subject,
-                &released,
-                delivered,
-                "the executor stopped during the last attempt",
-            )
-            .await;
-            return;
-        }
-        let work = execute(state, &released, recheck);
-        let Ok(result) = delivery::with_lease(&msg, state.config.ack_wait, work).await else {
-            // The claim stays until its lease ends; the next attempt then
-            // looks for this attempt's write before writing.
-            state.metrics.execution("lease_lost");
-            return;
-        };
-        match result {
-            Ok(label) => {
-                state.metrics.execution(label);
-                delivery::settle(state, &msg, &subject, delivered, Verdict::Done(label)).await;
-            }
-            Err(Failure::Retryable(reason)) if delivered < max => {
-                state.metrics.execution("retried");
-                let verdict = Verdict::Retry(reason, None);
-                delivery::settle(state, &msg, &subject, delivered, verdict).await;
-            }
-            Err(Failure::RetryAfter(reason, after)) if delivered < max => {
-                state.metrics.execution("retried");
-                let verdict = Verdict::Retry(reason, Some(after));
-                delivery::settle(state, &msg, &subject, delivered, verdict).await;
-            }
-            Err(
-                Failure::Retryable(reason)
-                | Failure::RetryAfter(reason, _)
-                | Failure::Permanent(reason),
-            ) => {
-                give_up(state, &msg, &subject, &released, delivered, &reason).await;
-            }
-        }
+        let verdict = decide(state, msg).await;
         state
             .metrics
             .execute_seconds
             .observe(started.elapsed().as_secs_f64());
+        verdict
     }
     .instrument(span)
-    .await;
+    .await
+}
+
+/// What to do with one release: the gate first, then the write.
+async fn decide(state: &WorkerState, msg: &Message) -> Verdict {
+    let subject = msg.subject.as_str();
+    let (_, delivered) = bus::position(msg);
+    let max = u64::from(state.config.max_deliver);
+    let released: ApprovalReleased = match serde_json::from_slice(&msg.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.execution("dead_lettered");
+            return Verdict::GiveUp(format!("unreadable release: {e}"));
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("approval_id", released.approval_id.as_str());
+    span.record("action", released.action.kind());
+    if let Some(t) = released.action.ticket_id() {
+        span.record("ticket_id", t);
+    }
+    // The gate comes first: nothing from an unverified release, not even
+    // a failure outcome, may reach Zendesk or the approval item.
+    let permit = verify::check(state, subject, msg.headers.as_ref(), &released).await;
+    let recheck = match permit {
+        Ok(Permit::Execute) => false,
+        Ok(Permit::Retry) => true,
+        Ok(Permit::AlreadyApplied) => {
+            tracing::info!("the approval item records this write as applied; not writing again");
+            state.metrics.execution("replayed");
+            return Verdict::Done("replayed");
+        }
+        Err(e) => return refuse(state, delivered, e),
+    };
+    if released.account_id != state.config.account_id.to_string() {
+        // Another account's release on the shared executor consumer: left
+        // for that account's workers, never recorded or answered here.
+        let reason = format!(
+            "release for account {}, this worker serves {}",
+            released.account_id, state.config.account_id
+        );
+        state.metrics.execution("foreign_account");
+        return Verdict::Retry(reason, None);
+    }
+    if delivered > max {
+        let reason = "the executor stopped during the last attempt";
+        return give_up(state, &released, delivered, reason).await;
+    }
+    match execute(state, &released, recheck).await {
+        Ok(label) => {
+            state.metrics.execution(label);
+            Verdict::Done(label)
+        }
+        Err(f @ (Failure::Retryable(_) | Failure::RetryAfter(..))) if delivered < max => {
+            state.metrics.execution("retried");
+            f.into()
+        }
+        Err(
+            Failure::Retryable(reason)
+            | Failure::RetryAfter(reason, _)
+            | Failure::Permanent(reason),
+        ) => give_up(state, &released, delivered, &reason).await,
+    }
 }
 
 /// A release the gate did not let through: retried while the store may just
 /// be behind (or unreachable), otherwise dead-lettered with the reason.
 /// Never publishes an outcome: the release may name someone else's item.
-async fn refuse(
-    state: &WorkerState,
-    msg: &jetstream::Message,
-    subject: &str,
-    delivered: u64,
-    error: VerifyError,
-) {
+fn refuse(state: &WorkerState, delivered: u64, error: VerifyError) -> Verdict {
     let last = delivered >= u64::from(state.config.max_deliver);
     let refusal = match error {
         VerifyError::Unavailable(reason) => {
             state.metrics.execution("retried");
-            let verdict = Verdict::Retry(reason, None);
-            delivery::settle(state, msg, subject, delivered, verdict).await;
-            return;
+            return Verdict::Retry(reason, None);
         }
         VerifyError::Refused(r) if r.may_be_stale() && !last => {
             tracing::info!(refusal = %r, "release not backed by an approved item yet; looking again later");
             state.metrics.execution("retried");
-            let verdict = Verdict::Retry(r.to_string(), None);
-            delivery::settle(state, msg, subject, delivered, verdict).await;
-            return;
+            return Verdict::Retry(r.to_string(), None);
         }
         VerifyError::Refused(r) => r,
     };
     state.metrics.release_refused(refusal.reason());
     state.metrics.execution("refused");
     tracing::warn!(reason = refusal.reason(), %refusal, "release refused; nothing written to Zendesk");
-    let reason = format!("release refused: {refusal}");
-    delivery::dead_letter(state, msg, subject, delivered, &reason).await;
+    Verdict::GiveUp(format!("release refused: {refusal}"))
 }
 
-/// Last attempt failed: announce the failure and dead-letter the release.
+/// Last attempt failed: announce the failure, then dead-letter the release.
 async fn give_up(
     state: &WorkerState,
-    msg: &jetstream::Message,
-    subject: &str,
     released: &ApprovalReleased,
     delivered: u64,
     reason: &str,
-) {
+) -> Verdict {
     let reason = format!("gave up after {delivered} deliveries: {reason}");
     // The record stays `executing` (not `failed`): whether the last write
     // landed is unknown, so a replay of the dead letter checks before writing.
@@ -223,11 +184,7 @@ async fn give_up(
         tracing::warn!(error = %e, "cannot publish the failure outcome");
     }
     state.metrics.execution("failed");
-    delivery::dead_letter(state, msg, subject, delivered, &reason).await;
-}
-
-fn retryable(what: &str, e: &ClientError) -> Failure {
-    Failure::client(what, e)
+    Verdict::GiveUp(reason)
 }
 
 /// Performs (or recognises as performed) one release; returns the metrics
@@ -363,12 +320,12 @@ async fn already_commented(
     let me = state
         .api_user_id()
         .await
-        .map_err(|e| retryable("cannot identify the API user", &e))?;
+        .map_err(|e| Failure::client("cannot identify the API user", &e))?;
     let comments = state
         .client
         .list_comments(ticket_id, state.config.comments_limit.max(20))
         .await
-        .map_err(|e| retryable("cannot list comments", &e))?;
+        .map_err(|e| Failure::client("cannot list comments", &e))?;
     let earliest = released.approved_at.unix_timestamp() - COMMENT_CLOCK_SKEW_SECS;
     Ok(comments
         .iter()
@@ -450,7 +407,7 @@ async fn perform(
             tracing::info!("action applied");
             Ok("applied")
         }
-        Err(e) if e.is_retryable() => Err(retryable("zendesk write failed", &e)),
+        Err(e) if e.is_retryable() => Err(Failure::client("zendesk write failed", &e)),
         Err(e) => {
             let reason = format!("zendesk refused the write: {e}");
             state

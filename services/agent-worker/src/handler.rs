@@ -14,7 +14,7 @@ use zengate_core::events::{
 use zengate_core::headers as h;
 use zengate_core::json::{Json, Number};
 
-use zengate_runtime::bus::PublishError;
+use zengate_runtime::bus::{PublishError, Verdict};
 
 use crate::app::WorkerState;
 use crate::conversation::{self, truncate};
@@ -83,6 +83,18 @@ impl Failure {
             (true, Some(after)) => Failure::RetryAfter(message, after),
             (true, None) => Failure::Retryable(message),
             (false, _) => Failure::Permanent(message),
+        }
+    }
+}
+
+/// The one mapping from a failure to what the consumer does with the
+/// delivery.
+impl From<Failure> for Verdict {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Retryable(r) => Verdict::Retry(r, None),
+            Failure::RetryAfter(r, after) => Verdict::Retry(r, Some(after)),
+            Failure::Permanent(r) => Verdict::GiveUp(r),
         }
     }
 }

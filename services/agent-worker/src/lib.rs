@@ -3,24 +3,43 @@
 //! released approvals against Zendesk exactly once.
 //!
 //! See `docs/worker.md` for the ordering mechanism and its failure behaviour.
+//!
+//! # Layout
+//!
+//! - `app`: `Application` (build, run) and the shared `WorkerState`;
+//! - `config`: `WorkerConfig` from the environment;
+//! - `topology`: the work stream, its partition consumers and the executor
+//!   consumer (public: provisioning is shared with tools and tests);
+//! - `partition`: one pull loop per partition (drafting side);
+//! - `handler`: one ticket event → context from Zendesk → drafter → proposal;
+//! - `drafter` / `rules`: the drafting extension point and the built-in rules;
+//! - `executor`: one release → `verify` → Zendesk write → outcome;
+//! - `verify`: the release gate (signature and approved item) that comes
+//!   before any write; `records`: the per-approval execution records (Redis);
+//! - `metrics`: the Prometheus series.
+//!
+//! A ticket event's path: `ZENDESK_EVENTS` → `ZENGATE_WORK.<partition>` →
+//! `partition` (`zengate_runtime::bus::consume`) → `handler` → drafter →
+//! `zengate.approval.requested.…`. A release's path:
+//! `zengate.approval.released.…` → `executor` → `verify::check` → Zendesk →
+//! `zengate.action.applied|failed.…`. Anything given up on goes to
+//! `zengate.dlq.…`.
 
-pub mod app;
-pub mod config;
+mod app;
+mod config;
 pub mod conversation;
-pub mod delivery;
-pub mod dlq;
 pub mod drafter;
-pub mod executor;
-pub mod handler;
+mod executor;
+mod handler;
 pub mod llm;
-pub mod metrics;
-pub mod partition;
-pub mod records;
-pub mod rules;
+mod metrics;
+mod partition;
+mod records;
+mod rules;
 pub mod topology;
-pub mod verify;
+mod verify;
 
-pub use app::{Application, WorkerError, WorkerState};
+pub use app::{Application, WorkerError, WorkerState, drafter_from_config};
 pub use config::{Role, WorkerConfig};
 pub use drafter::{Draft, DraftError, Drafter, Proposal, SharedDrafter, TicketContext, TicketTool};
 pub use rules::RulesDrafter;

@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use agent_worker::WorkerConfig;
-use agent_worker::app::drafter_from_config;
+use agent_worker::drafter_from_config;
 use agent_worker::llm::DrafterConfig;
 use model_sim::{
     Api, COMPLETION_TOKENS, ModelSim, ModelSimHandle, PROMPT_TOKENS, Reply, ScriptedCall,
@@ -83,6 +83,20 @@ async fn one_proposal(h: &Harness) -> ApprovalRequested {
     all.remove(0)
 }
 
+/// An OpenAI-drafting worker with `extra` settings, and its proposal for a
+/// `created` event of `ticket`.
+async fn draft_one(
+    h: &Harness,
+    sim: &ModelSimHandle,
+    ticket: u64,
+    extra: &[(&str, &str)],
+) -> (Worker, ApprovalRequested) {
+    let worker = start(config(h, sim, "openai", extra)).await;
+    h.publish_event(ticket_event("e1", ticket, "created", None))
+        .await;
+    (worker, one_proposal(h).await)
+}
+
 /// Zendesk requests that are not reads of `ticket`, the API user or the
 /// Help Center search.
 fn foreign_requests(h: &Harness, ticket: u64) -> Vec<String> {
@@ -114,16 +128,7 @@ async fn openai_drafts_a_cited_reply_through_tool_calls() {
             &[PRINTER_ARTICLE],
         ),
     ]);
-    let worker = start(config(
-        &h,
-        &sim,
-        "openai",
-        &[("DRAFTER_PRICE_PROMPT_PER_1K", "0.5")],
-    ))
-    .await;
-    h.publish_event(ticket_event("e1", ticket, "created", None))
-        .await;
-    let p = one_proposal(&h).await;
+    let (worker, p) = draft_one(&h, &sim, ticket, &[("DRAFTER_PRICE_PROMPT_PER_1K", "0.5")]).await;
 
     assert_eq!(
         p.action,
@@ -703,6 +708,127 @@ async fn a_model_that_never_answers_is_stopped_at_the_step_limit() {
             .metric("zengate_drafter_tool_calls_total{tool=\"list_comments\",outcome=\"ok\"}")
             .await,
         3.0
+    );
+    worker.stop().await;
+}
+
+/// A simulator acting like an OpenAI reasoning model behind Azure OpenAI:
+/// `max_tokens` and `temperature` are refused, the key must come in
+/// `api-key`.
+async fn reasoning_model_sim() -> ModelSimHandle {
+    let sim = model_sim().await;
+    sim.refuse_params(&["max_tokens", "temperature"]);
+    sim
+}
+
+#[tokio::test]
+async fn reasoning_models_get_max_completion_tokens_api_key_auth_and_a_strict_schema() {
+    let h = Harness::start().await;
+    let sim = reasoning_model_sim().await;
+    let ticket = h.ticket("Printer on fire");
+    // The strict form: every property present, `null` for the absent ones.
+    sim.push([
+        Reply::tool("get_ticket", json!({})),
+        Reply::json(&json!({
+            "action": "internal_note",
+            "body": "Customer reports a printer fire; call them.",
+            "fields": {"status": null, "priority": "urgent", "add_tags": null},
+            "reasons": ["safety issue"],
+            "citations": null,
+            "confidence": 0.7,
+        })),
+    ]);
+    let (worker, p) = draft_one(
+        &h,
+        &sim,
+        ticket,
+        &[
+            ("DRAFTER_AUTH", "api-key"),
+            ("DRAFTER_MAX_TOKENS_FIELD", "max_completion_tokens"),
+            ("DRAFTER_RESPONSE_FORMAT", "json_schema"),
+            ("DRAFTER_MAX_TOKENS", "4096"),
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        p.action,
+        Action::InternalNote {
+            ticket_id: ticket.to_string(),
+            body: "Customer reports a printer fire; call them.".into(),
+            fields: zengate_core::events::FieldChanges {
+                priority: Some("urgent".into()),
+                ..Default::default()
+            },
+        }
+    );
+    let draft = p.context.draft.unwrap();
+    assert_eq!(draft.drafter, "openai");
+    assert!(!draft.needs_human);
+    assert_eq!(draft.confidence_pct, Some(70));
+
+    let calls = sim.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(sim.failures().is_empty(), "{:?}", sim.failures());
+    for c in &calls {
+        assert_eq!(c.header("api-key"), Some(KEY));
+        assert_eq!(c.header("authorization"), None);
+        assert_eq!(c.body["max_completion_tokens"], 4096);
+        assert!(c.body.get("max_tokens").is_none(), "{}", c.body);
+        assert!(c.body.get("temperature").is_none(), "{}", c.body);
+        let format = &c.body["response_format"];
+        assert_eq!(format["type"], "json_schema");
+        assert_eq!(format["json_schema"]["name"], "zengate_proposal");
+        assert_eq!(format["json_schema"]["strict"], true);
+        let schema = &format["json_schema"]["schema"];
+        assert_eq!(
+            schema["required"],
+            json!([
+                "action",
+                "body",
+                "citations",
+                "confidence",
+                "fields",
+                "reasons"
+            ])
+        );
+        assert_eq!(
+            schema["properties"]["body"]["type"],
+            json!(["string", "null"])
+        );
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_parameter_falls_back_and_names_the_parameter() {
+    let h = Harness::start().await;
+    let sim = reasoning_model_sim().await;
+    let ticket = h.ticket("Printer on fire");
+    sim.push([answer("reply", Some("unused"), &[])]);
+    // A compatible-server default (`max_tokens`) against a reasoning model.
+    let (worker, p) = draft_one(&h, &sim, ticket, &[("DRAFTER_TEMPERATURE", "0.2")]).await;
+    let draft = p.context.draft.unwrap();
+    assert_eq!(draft.drafter, "rules (fallback)");
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r == "model draft unusable: HTTP 400 (unsupported_parameter: max_tokens)"),
+        "{:?}",
+        p.reasons
+    );
+    // A 400 is not retried: the same request would be refused again.
+    let calls = sim.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].body["max_tokens"], 1024);
+    assert_eq!(
+        calls[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(sim.remaining(), 1);
+    assert_eq!(
+        sim.failures(),
+        vec!["unsupported parameter: max_tokens".to_owned()]
     );
     worker.stop().await;
 }

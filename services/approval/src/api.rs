@@ -1,7 +1,10 @@
 //! The approver API (bearer token from `APPROVER_TOKENS`):
 //! `GET /v1/approvals?state=&limit=&cursor=`, `GET /v1/approvals/{id}`,
 //! `POST /v1/approvals/{id}/approve` (`{"body"?, "reason"?}`),
-//! `POST /v1/approvals/{id}/reject` (`{"reason"?}`), and `GET /v1/events`
+//! `POST /v1/approvals/{id}/reject` (`{"reason"?}`),
+//! `POST /v1/approvals/{id}/retry` (a failed write, released again),
+//! `GET /v1/approvals/history?state=&ticket=&q=&before=&limit=` (pages read
+//! from the bucket, not the in-memory index), and `GET /v1/events`
 //! (server-sent events of item changes for the console).
 //!
 //! `EventSource` cannot send headers, so `/v1/events` takes `?ticket=`: a
@@ -27,9 +30,14 @@ use zengate_runtime::error::ApiError;
 use crate::app::AppState;
 use crate::auth::{Approver, FailureLimit, client_of, stream_ticket};
 use crate::decide::{self, DecideError, HumanDecision};
+use crate::errors::not_found;
+use crate::history;
 use crate::item::State as ItemState;
+use crate::retry;
 
 const MAX_LIMIT: usize = 500;
+/// How often the event stream sends a visible `ping`.
+const PING_EVERY: Duration = Duration::from_secs(5);
 const MAX_REASON: usize = 2000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -44,12 +52,21 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+fn parse_state(s: Option<&str>) -> Result<Option<ItemState>, ApiError> {
+    match s {
+        None | Some("") | Some("all") => Ok(None),
+        Some(s) => ItemState::parse(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("invalid_state", format!("unknown state {s:?}"))),
+    }
+}
+
 /// `GET /v1/approvals`
 #[utoipa::path(
     get,
     path = "/v1/approvals",
     tag = "approval",
-    description = "Lists approval items, oldest first, one page at a time.",
+    description = "Lists approval items from the in-memory index, newest first, one page at a time: every open item (pending, escalated, approved, released, failed) and the newest `APPROVAL_RECENT_LIMIT` settled ones (rejected, expired, applied). Older history: `GET /v1/approvals/history`.",
     params(ListQuery),
     responses(
         (status = 200, description = "one page of items", body = crate::openapi::ItemPage),
@@ -64,18 +81,64 @@ pub async fn list(
     _who: Approver,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let state = match q.state.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some(s) => Some(ItemState::parse(s).ok_or_else(|| {
-            ApiError::bad_request("invalid_state", format!("unknown state {s:?}"))
-        })?),
-    };
+    let state = parse_state(q.state.as_deref())?;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let (items, next) = app.store.list(state, q.cursor.as_deref(), limit);
     let items: Vec<&crate::item::Item> = items.iter().map(AsRef::as_ref).collect();
     Ok(Json(serde_json::json!({
         "items": items,
         "next_cursor": next,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only items in this state; empty or `all` for every state.
+    pub state: Option<String>,
+    /// Only items of this ticket id.
+    pub ticket: Option<String>,
+    /// Words that must all appear (case-insensitive) in the subject, the
+    /// requester, the proposal, the ticket id or the drafter.
+    pub q: Option<String>,
+    /// `next_before` of the previous page (a position in the bucket).
+    pub before: Option<u64>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/approvals/history`
+#[utoipa::path(
+    get,
+    path = "/v1/approvals/history",
+    tag = "approval",
+    description = "Pages through every item the bucket still keeps (settled items for `APPROVAL_RETENTION`), most recently changed first, read from the store rather than the in-memory index. A page examines at most 5000 items: with a sparse filter it may hold fewer than `limit` items and still carry a `next_before`.",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "one page of items", body = crate::openapi::HistoryPage),
+        (status = 400, description = "unknown `state` (`invalid_state`) or a malformed query string", body = zengate_runtime::error::ErrorBody),
+        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
+        (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
+pub async fn history(
+    State(app): State<Arc<AppState>>,
+    _who: Approver,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let filter = history::Filter::new(
+        parse_state(q.state.as_deref())?,
+        q.ticket.as_deref(),
+        q.q.as_deref(),
+    );
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let page = history::page(&app.store, &filter, q.before, limit).await?;
+    Ok(Json(serde_json::json!({
+        "items": page.items,
+        "next_before": page.next_before,
     }))
     .into_response())
 }
@@ -100,11 +163,8 @@ pub async fn get(
     _who: Approver,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match app.store.get(&id).await {
-        Ok(Some((_, item))) => Ok(Json(item).into_response()),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(store_error(&e)),
-    }
+    let (_, item) = app.store.get(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(item).into_response())
 }
 
 /// Optional body of an approval; an empty request body means no edits.
@@ -201,29 +261,33 @@ pub async fn reject(
     decided(decide::decide(&app, &id, decision).await)
 }
 
+/// `POST /v1/approvals/{id}/retry`
+#[utoipa::path(
+    post,
+    path = "/v1/approvals/{id}/retry",
+    tag = "approval",
+    description = "Releases a `failed` write again with its original seal. The item stays `failed` (with `retry`) until the worker answers; the worker first looks for the write on the ticket, so a write that landed after all is not repeated. A permanent Zendesk refusal the worker recorded is answered with the same failure.",
+    params(("id" = String, Path, description = "approval id")),
+    responses(
+        (status = 200, description = "retry recorded; the item as stored", body = crate::item::Item),
+        (status = 401, description = "missing or unknown approver token", body = zengate_runtime::error::ErrorBody),
+        (status = 404, description = "no item with this id", body = zengate_runtime::error::ErrorBody),
+        (status = 409, description = "the item is not `failed` (`not_failed`), a retry is already in flight (`retry_in_flight`), it carries no valid seal (`unsealed`) or it changed while the retry was recorded (`changed`)", body = zengate_runtime::error::ErrorBody),
+        (status = 429, description = "too many failed authentications from this client (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+        (status = 503, description = "the approvals store is unavailable (with Retry-After)", body = zengate_runtime::error::ErrorBody),
+    ),
+    security(("approver_token" = []))
+)]
+pub async fn retry(
+    State(app): State<Arc<AppState>>,
+    Approver(by): Approver,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(retry::retry(&app, &id, by).await?).into_response())
+}
+
 fn decided(r: Result<crate::item::Item, DecideError>) -> Result<Response, ApiError> {
-    r.map(|item| Json(item).into_response())
-        .map_err(|e| decide_error(&e))
-}
-
-pub fn decide_error(e: &DecideError) -> ApiError {
-    match e {
-        DecideError::NotFound => not_found(),
-        DecideError::Conflict(state) => {
-            ApiError::conflict("already_decided", format!("the item is already {state}"))
-        }
-        DecideError::Invalid(m) => ApiError::bad_request("invalid_edit", m.clone()),
-        DecideError::Store(e) => store_error(e),
-    }
-}
-
-pub fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no approval item with this id")
-}
-
-pub fn store_error(e: &dyn std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "approvals bucket unavailable");
-    ApiError::unavailable("store_unavailable", "the approvals store is unavailable", 2)
+    Ok(Json(r?).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,7 +324,7 @@ pub async fn events_ticket(
     State(app): State<Arc<AppState>>,
     Approver(by): Approver,
 ) -> Result<Response, ApiError> {
-    let ticket = stream_ticket::issue(&app.redis, &by, app.stream_ticket_ttl)
+    let ticket = stream_ticket::issue(&app.redis, &by, app.config.stream_ticket_ttl)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot issue a stream ticket");
@@ -274,7 +338,7 @@ pub async fn events_ticket(
         [(header::CACHE_CONTROL, "no-store")],
         Json(StreamTicket {
             ticket,
-            expires_in: app.stream_ticket_ttl.as_secs().max(1),
+            expires_in: app.config.stream_ticket_ttl.as_secs().max(1),
         }),
     )
         .into_response())
@@ -285,7 +349,7 @@ pub async fn events_ticket(
     get,
     path = "/v1/events",
     tag = "approval",
-    description = "Server-sent events for the console: `item` with `{\"id\",\"state\"}` on every change, `resync` when the client fell behind and should reload. Opened with a single-use `ticket` from `POST /v1/events/ticket`; an approver token in the URL (`?token=`) is refused.",
+    description = "Server-sent events for the console: `item` with `{\"id\",\"state\"}` on every change, `resync` when the client fell behind and should reload, `ping` every 5 s (a stream silent for longer is dead). Opened with a single-use `ticket` from `POST /v1/events/ticket`; an approver token in the URL (`?token=`) is refused.",
     params(("ticket" = String, Query, description = "a stream ticket from `POST /v1/events/ticket` (single use, 30 s)")),
     responses(
         (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
@@ -342,6 +406,13 @@ pub async fn events(
         };
         Some((Ok(event), rx))
     });
+    // A heartbeat the console can see (keep-alive comments are invisible to
+    // EventSource): a silent stream means the server is gone.
+    let pings = futures::stream::unfold(tokio::time::interval(PING_EVERY), |mut tick| async move {
+        tick.tick().await;
+        Some((Ok(Event::default().event("ping").data("{}")), tick))
+    });
+    let stream = futures::stream::select(stream, pings);
     // Open streams must not hold up a graceful shutdown.
     let stop = app.shutdown.clone();
     let stream = stream.take_until(async move { stop.wait().await });

@@ -16,17 +16,13 @@ use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use utoipa::OpenApi as _;
-use zengate_core::Secret;
 use zengate_core::events::ZENGATE_STREAM;
-use zengate_core::release::ReleaseKeys;
 use zengate_runtime::bus::{self, BusError, Publisher};
-use zengate_runtime::client_ip::TrustedProxies;
 use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError as RedisError};
 use zengate_runtime::{Background, HttpLimits, Shutdown, serve};
 
-use crate::auth::ApproverTokens;
-use crate::config::{ApprovalConfig, OnTimeout};
+use crate::config::ApprovalConfig;
 use crate::metrics::{ApprovalMetrics, RouteLabel};
 use crate::openapi::ApiDoc;
 use crate::store::{BUCKET, Store};
@@ -51,35 +47,27 @@ pub struct AppState {
     pub publisher: Publisher,
     pub redis: Arc<RedisStore>,
     pub metrics: ApprovalMetrics,
-    pub approvers: ApproverTokens,
     pub visitor: VisitorVerifier,
-    pub resume_secret: Secret,
-    pub public_url: String,
-    pub account_id: u64,
-    pub timeout: Duration,
-    pub on_timeout: OnTimeout,
-    pub sweep_interval: Duration,
-    pub reconcile_after: Duration,
-    pub visitor_rate_limit: u64,
-    pub visitor_rate_window: Duration,
-    /// Signs releases; the executor refuses any release without a valid one.
-    pub release_keys: ReleaseKeys,
-    /// Whose `X-Forwarded-For` is believed for the client address.
-    pub proxies: TrustedProxies,
-    pub auth_failure_limit: u64,
-    pub auth_failure_window: Duration,
-    pub stream_ticket_ttl: Duration,
+    /// Settings as read at start (timeouts, limits, secrets, release keys).
+    pub config: Arc<ApprovalConfig>,
     /// Cancelled when the service stops (ends SSE streams and tasks).
     pub shutdown: Shutdown,
 }
 
 /// `approvals`: file storage, one revision kept per key is enough because
-/// the item carries its own history.
+/// the item carries its own history; settled items age out after the
+/// default retention (see `retention`).
 pub fn bucket_config() -> kv::Config {
+    bucket_config_for(crate::retention::DEFAULT)
+}
+
+/// [`bucket_config`] with `max_age = retention` (zero: keep everything).
+pub fn bucket_config_for(retention: Duration) -> kv::Config {
     kv::Config {
         bucket: BUCKET.to_owned(),
         description: "Approval items: proposals held for a human decision".to_owned(),
         history: 1,
+        max_age: retention,
         storage: jetstream::stream::StorageType::File,
         ..Default::default()
     }
@@ -99,6 +87,7 @@ impl Application {
     /// Connects to NATS, provisions `ZENGATE` and `approvals`, and binds
     /// `config.addr` (port 0 picks a free port).
     pub async fn build(config: ApprovalConfig) -> Result<Self, ApprovalError> {
+        let config = Arc::new(config);
         let listener = TcpListener::bind(config.addr).await?;
         let client = bus::connect(&config.nats, "zengate-approval").await?;
         let js = bus::jetstream(client.clone(), config.publish_timeout);
@@ -106,16 +95,18 @@ impl Application {
         bus::ensure_stream(&js, bus::zengate_stream_config_replicated(replicas)).await?;
         let bucket = kv::Config {
             num_replicas: replicas,
-            ..bucket_config()
+            ..bucket_config_for(config.retention)
         };
         let kv = bus::ensure_kv(&js, bucket).await?;
+        crate::retention::ensure(&js, config.retention).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
 
         let mut registry = Registry::default();
         let metrics = ApprovalMetrics::register(&mut registry);
-        let pending = metrics.pending.clone();
-        let store = Arc::new(Store::new(kv, move |c| {
+        let (pending, indexed) = (metrics.pending.clone(), metrics.indexed.clone());
+        let store = Arc::new(Store::new(kv, config.recent_limit, move |c| {
             pending.set(i64::try_from(c.pending).unwrap_or(i64::MAX));
+            indexed.set(i64::try_from(c.indexed).unwrap_or(i64::MAX));
         }));
         let state = Arc::new(AppState {
             js: js.clone(),
@@ -123,22 +114,8 @@ impl Application {
             publisher: Publisher::new(js.clone(), config.publish_timeout),
             redis: redis.clone(),
             metrics,
-            approvers: config.approvers.clone(),
             visitor: VisitorVerifier::new(&config.jwt_secret),
-            resume_secret: config.resume_secret.clone(),
-            public_url: config.public_url.clone(),
-            account_id: config.account_id,
-            timeout: config.timeout,
-            on_timeout: config.on_timeout,
-            sweep_interval: config.sweep_interval,
-            reconcile_after: config.reconcile_after,
-            visitor_rate_limit: config.visitor_rate_limit,
-            visitor_rate_window: config.visitor_rate_window,
-            release_keys: config.release_keys.clone(),
-            proxies: config.trusted_proxies.clone(),
-            auth_failure_limit: config.auth_failure_limit,
-            auth_failure_window: config.auth_failure_window,
-            stream_ticket_ttl: config.stream_ticket_ttl,
+            config: config.clone(),
             shutdown: Shutdown::new(),
         });
         let checks = Checks {
@@ -155,9 +132,11 @@ impl Application {
             .route(console::STYLE_PATH, get(console::style))
             .route(console::PAGE_STYLE_PATH, get(console::page_style))
             .route("/v1/approvals", get(api::list))
+            .route("/v1/approvals/history", get(api::history))
             .route("/v1/approvals/{id}", get(api::get))
             .route("/v1/approvals/{id}/approve", post(api::approve))
             .route("/v1/approvals/{id}/reject", post(api::reject))
+            .route("/v1/approvals/{id}/retry", post(api::retry))
             .route("/v1/events", get(api::events))
             .route("/v1/events/ticket", post(api::events_ticket))
             .route("/v1/ticket-requests", post(visitor::create))

@@ -180,7 +180,7 @@ impl FromRequestParts<Arc<AppState>> for Approver {
     ) -> Result<Self, Self::Rejection> {
         // A valid token always passes: the limit counts and stops failures,
         // so nobody can lock approvers out by failing from a shared address.
-        if let Some(name) = bearer(parts).and_then(|t| state.approvers.verify(t)) {
+        if let Some(name) = bearer(parts).and_then(|t| state.config.approvers.verify(t)) {
             return Ok(Approver(name.to_owned()));
         }
         let limiter = FailureLimit::new(state, client_of(state, parts));
@@ -193,7 +193,10 @@ impl FromRequestParts<Arc<AppState>> for Approver {
 /// in-process router) the client is unknown.
 pub fn client_of(state: &AppState, parts: &Parts) -> ClientIp {
     match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        Some(ConnectInfo(peer)) => state.proxies.client_ip(peer.ip(), &parts.headers),
+        Some(ConnectInfo(peer)) => state
+            .config
+            .trusted_proxies
+            .client_ip(peer.ip(), &parts.headers),
         None => ClientIp::Unknown,
     }
 }
@@ -214,7 +217,7 @@ impl<'a> FailureLimit<'a> {
     }
 
     fn enabled(&self) -> bool {
-        self.app.auth_failure_limit > 0
+        self.app.config.auth_failure_limit > 0
     }
 
     fn refusal(&self, retry_after: u64) -> ApiError {
@@ -232,7 +235,7 @@ impl<'a> FailureLimit<'a> {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(&self.key).cmd("TTL").arg(&self.key);
         match self.app.redis.pipeline::<(Option<u64>, i64)>(&pipe).await {
-            Ok((Some(count), ttl)) if count >= self.app.auth_failure_limit => {
+            Ok((Some(count), ttl)) if count >= self.app.config.auth_failure_limit => {
                 tracing::info!("refused: too many failed authentications");
                 Err(self.refusal(ttl.max(1).unsigned_abs()))
             }
@@ -261,10 +264,10 @@ impl<'a> FailureLimit<'a> {
         match self
             .app
             .redis
-            .hit(&self.key, self.app.auth_failure_window)
+            .hit(&self.key, self.app.config.auth_failure_window)
             .await
         {
-            Ok((count, ttl)) if count > self.app.auth_failure_limit => self.refusal(ttl),
+            Ok((count, ttl)) if count > self.app.config.auth_failure_limit => self.refusal(ttl),
             Ok(_) => err,
             Err(e) => {
                 tracing::warn!(error = %e, "auth failure not counted: redis unavailable");

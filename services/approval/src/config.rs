@@ -58,6 +58,12 @@ pub struct ApprovalConfig {
     pub auth_failure_window: Duration,
     /// How long a stream ticket (`POST /v1/events/ticket`) stays redeemable.
     pub stream_ticket_ttl: Duration,
+    /// How long a settled item (rejected, expired, applied) stays in the
+    /// bucket after its last change (`APPROVAL_RETENTION`; zero keeps
+    /// everything). Open items are never dropped.
+    pub retention: Duration,
+    /// Settled items the in-memory index keeps (`APPROVAL_RECENT_LIMIT`).
+    pub recent_limit: usize,
 }
 
 impl ApprovalConfig {
@@ -96,6 +102,17 @@ impl ApprovalConfig {
                 "expected an absolute http(s) URL",
             ));
         }
+        let retention = env.duration_or("APPROVAL_RETENTION", crate::retention::DEFAULT)?;
+        if !retention.is_zero() && retention < crate::retention::MINIMUM {
+            return Err(ConfigError::invalid(
+                "APPROVAL_RETENTION",
+                "must be 0 (keep everything) or at least 1h",
+            ));
+        }
+        crate::retention::warn_if_records_outlive(
+            retention,
+            env.duration_or("WORKER_RECORD_TTL", crate::retention::DEFAULT)?,
+        );
         let resume_secret = env.secret("APPROVAL_RESUME_SECRET")?;
         if resume_secret.expose().len() < 16 {
             return Err(ConfigError::invalid(
@@ -135,6 +152,8 @@ impl ApprovalConfig {
                 "APPROVAL_STREAM_TICKET_TTL",
                 crate::auth::stream_ticket::DEFAULT_TTL,
             )?,
+            retention,
+            recent_limit: env.parse_or("APPROVAL_RECENT_LIMIT", 1000usize)?,
         })
     }
 }
@@ -189,6 +208,8 @@ mod tests {
         assert_eq!(c.auth_failure_window, Duration::from_secs(60));
         assert!(c.trusted_proxies.is_empty());
         assert!(!format!("{c:?}").contains("resume-secret"));
+        assert_eq!(c.retention, Duration::from_secs(30 * 86400));
+        assert_eq!(c.recent_limit, 1000);
 
         for (var, bad) in [
             ("APPROVAL_ON_TIMEOUT", "explode"),
@@ -200,6 +221,8 @@ mod tests {
             ("APPROVAL_TRUSTED_PROXIES", "10.0.0.0/8,nope"),
             ("APPROVAL_AUTH_FAILURE_LIMIT", "many"),
             ("APPROVAL_AUTH_FAILURE_WINDOW", "0s"),
+            ("APPROVAL_RETENTION", "10m"),
+            ("APPROVAL_RECENT_LIMIT", "lots"),
         ] {
             let mut pairs = base();
             pairs.retain(|(k, _)| *k != var);
@@ -208,6 +231,7 @@ mod tests {
             assert!(e.to_string().starts_with(var), "{e}");
             if var != "APPROVAL_ON_TIMEOUT"
                 && var != "APPROVAL_TIMEOUT"
+                && var != "APPROVAL_RETENTION"
                 && var != "APPROVAL_PUBLIC_URL"
             {
                 assert!(!e.to_string().contains(bad), "{e}");

@@ -20,7 +20,7 @@ use zengate_core::release;
 
 use crate::app::AppState;
 use crate::item::{DecisionRecord, HistoryEntry, Item, State, action_body, line_diff, with_body};
-use crate::store::StoreError;
+use crate::store::BucketError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecideError {
@@ -31,7 +31,7 @@ pub enum DecideError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] BucketError),
 }
 
 /// A human decision.
@@ -114,8 +114,8 @@ pub async fn decide(app: &AppState, id: &str, d: HumanDecision) -> Result<Item, 
         });
         next.decision = Some(record);
         // Sealed inside the same compare-and-set as the decision itself.
-        next.release_seal =
-            release_event(&next).map(|event| release::sign(app.release_keys.signer(), &event));
+        next.release_seal = release_event(&next)
+            .map(|event| release::sign(app.config.release_keys.signer(), &event));
         if app.store.cas(rev, &next).await?.is_err() {
             app.metrics.conflicts.inc();
             return Err(DecideError::Conflict("decided"));
@@ -129,7 +129,7 @@ pub async fn decide(app: &AppState, id: &str, d: HumanDecision) -> Result<Item, 
 }
 
 /// Times an item out (expire or escalate). `Ok(true)` when this caller won.
-pub async fn time_out(app: &AppState, id: &str, escalate: bool) -> Result<bool, StoreError> {
+pub async fn time_out(app: &AppState, id: &str, escalate: bool) -> Result<bool, BucketError> {
     let Some((rev, item)) = app.store.get(id).await? else {
         return Ok(false);
     };
@@ -170,7 +170,7 @@ pub async fn time_out(app: &AppState, id: &str, escalate: bool) -> Result<bool, 
 }
 
 /// The release an approved item stands for (`None` unless approved).
-fn release_event(item: &Item) -> Option<ApprovalReleased> {
+pub(crate) fn release_event(item: &Item) -> Option<ApprovalReleased> {
     let decision = item.decision.as_ref()?;
     if decision.decision != Decision::Approved {
         return None;
@@ -194,7 +194,7 @@ pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
     // verifies, and nothing about it goes on the bus.
     if let Some(event) = release_event(item) {
         let seal = item.release_seal.as_deref();
-        if let Err(e) = release::verify_signature(&app.release_keys, &event, seal) {
+        if let Err(e) = release::verify_signature(&app.config.release_keys, &event, seal) {
             app.metrics.unsealed.inc();
             tracing::error!(approval_id = %item.id, error = %e, "approved item without a valid seal; not publishing it");
             return None;
@@ -295,7 +295,7 @@ pub async fn finish(app: &AppState, item: &Item) -> Option<Item> {
 pub async fn record_outcome(
     app: &AppState,
     outcome: events::ActionOutcome,
-) -> Result<bool, StoreError> {
+) -> Result<bool, BucketError> {
     let state = if outcome.applied {
         State::Applied
     } else {
@@ -305,14 +305,22 @@ pub async fn record_outcome(
         .store
         .modify(&outcome.approval_id, |cur| {
             // An outcome speaks only for an item of its own account that was
-            // released (or a failed one that a retry then applied).
+            // released (or a failed one that a retry then applied, or whose
+            // requested retry failed again).
+            let retrying = cur
+                .retry
+                .as_ref()
+                .is_some_and(|r| !r.settled && outcome.at >= r.at);
             let allowed = cur.request.account_id == outcome.account_id
                 && (matches!(cur.state, State::Approved | State::Released)
-                    || (matches!(cur.state, State::Failed) && outcome.applied));
+                    || (matches!(cur.state, State::Failed) && (outcome.applied || retrying)));
             if !allowed {
                 return None;
             }
             let mut next = cur.clone();
+            if let Some(r) = next.retry.as_mut() {
+                r.settled = true;
+            }
             next.state = state;
             next.history.push(HistoryEntry {
                 at: outcome.at,

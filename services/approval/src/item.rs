@@ -64,6 +64,14 @@ impl State {
     pub fn decidable(self) -> bool {
         matches!(self, State::Pending | State::Escalated)
     }
+
+    /// Nothing more happens to the item: only these may age out of the
+    /// store (`APPROVAL_RETENTION`) and out of the in-memory index. Every
+    /// other state is still waiting for a person, the bus or the worker
+    /// (whose release gate reads the item), so it is kept.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Rejected | State::Expired | State::Applied)
+    }
 }
 
 /// One audit entry: who did what, when.
@@ -97,6 +105,24 @@ pub struct DecisionRecord {
     /// The `decided` event is confirmed on the bus.
     #[serde(default)]
     pub published: bool,
+}
+
+/// A retry of a failed write, requested by an approver
+/// (`POST /v1/approvals/{id}/retry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetryRecord {
+    /// 1 for the first retry; part of the re-release's message id.
+    pub attempt: u32,
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// The re-release is confirmed on the bus.
+    #[serde(default)]
+    pub published: bool,
+    /// An outcome of the worker arrived after this retry.
+    #[serde(default)]
+    pub settled: bool,
 }
 
 /// Absolute signed links that resume this item without an approver token.
@@ -138,6 +164,9 @@ pub struct Item {
     /// The `zengate.action.applied|failed` event, once the write ran.
     #[schema(value_type = Option<Object>)]
     pub outcome: Option<ActionOutcome>,
+    /// The latest retry of a failed write, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryRecord>,
 }
 
 impl Item {
@@ -166,7 +195,14 @@ impl Item {
             final_action: None,
             release_seal: None,
             outcome: None,
+            retry: None,
         }
+    }
+
+    /// Nothing more will happen to it: a final state and its decision on the
+    /// bus. Only settled items age out of memory and out of the bucket.
+    pub fn is_settled(&self) -> bool {
+        self.state.is_final() && self.decision.as_ref().is_none_or(|d| d.published)
     }
 
     pub fn ticket_id(&self) -> Option<&str> {
@@ -269,6 +305,17 @@ mod tests {
         }
         assert!(State::Pending.decidable() && State::Escalated.decidable());
         assert!(!State::Approved.decidable() && !State::Expired.decidable());
+        let kept: Vec<State> = State::ALL.into_iter().filter(|s| !s.is_final()).collect();
+        assert_eq!(
+            kept,
+            [
+                State::Pending,
+                State::Approved,
+                State::Escalated,
+                State::Released,
+                State::Failed
+            ]
+        );
     }
 
     /// The executor reads items through `zengate_core::release::ApprovalRecord`:

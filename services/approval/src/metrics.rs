@@ -21,6 +21,8 @@ pub struct RouteLabel {
 #[derive(Debug, Clone)]
 pub struct ApprovalMetrics {
     pub pending: Gauge,
+    /// Items held in the in-memory index (open + recent settled).
+    pub indexed: Gauge,
     pub decisions: Family<OutcomeLabel, Counter>,
     pub expiries: Counter,
     /// Approved items found without a valid release seal (never released).
@@ -40,6 +42,7 @@ impl ApprovalMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             pending: Gauge::default(),
+            indexed: Gauge::default(),
             decisions: Family::default(),
             expiries: Counter::default(),
             unsealed: Counter::default(),
@@ -51,6 +54,11 @@ impl ApprovalMetrics {
         };
         let r = registry.sub_registry_with_prefix("zengate_approval");
         r.register("pending", "Items waiting for a decision", m.pending.clone());
+        r.register(
+            "indexed",
+            "Items held in memory: every open item and the newest APPROVAL_RECENT_LIMIT settled ones",
+            m.indexed.clone(),
+        );
         r.register(
             "decisions",
             "Decisions by outcome (approved, rejected, expired, escalated)",

@@ -5,7 +5,7 @@
 use utoipa::Modify;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::item::{DecisionRecord, HistoryEntry, Item, ResumeLinks, State};
+use crate::item::{DecisionRecord, HistoryEntry, Item, ResumeLinks, RetryRecord, State};
 use zengate_runtime::error::ErrorBody;
 
 /// Security scheme name: an approver token from `APPROVER_TOKENS`.
@@ -22,6 +22,15 @@ pub struct ItemPage {
     items: Vec<Item>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
+}
+
+/// One page of `GET /v1/approvals/history`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct HistoryPage {
+    items: Vec<Item>,
+    /// Pass as `before` for the next page; null when nothing older is kept.
+    next_before: Option<u64>,
 }
 
 /// The answer to an accepted visitor ticket request.
@@ -125,9 +134,11 @@ impl Modify for Security {
         crate::console::style,
         crate::console::page_style,
         crate::api::list,
+        crate::api::history,
         crate::api::get,
         crate::api::approve,
         crate::api::reject,
+        crate::api::retry,
         crate::api::events_ticket,
         crate::api::events,
         crate::visitor::create,
@@ -137,6 +148,8 @@ impl Modify for Security {
     components(schemas(
         ErrorBody,
         ItemPage,
+        HistoryPage,
+        RetryRecord,
         TicketAccepted,
         ResumeResult,
         Item,

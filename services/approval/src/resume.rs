@@ -19,9 +19,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use zengate_runtime::error::ApiError;
 
-use crate::api::{decide_error, not_found, store_error};
 use crate::app::AppState;
 use crate::decide::{self, HumanDecision};
+use crate::errors::not_found;
 use crate::item::action_body;
 use crate::links;
 
@@ -49,7 +49,7 @@ fn check(app: &AppState, id: &str, q: &ResumeQuery) -> Result<bool, ApiError> {
         .as_deref()
         .and_then(|e| e.parse().ok())
         .ok_or_else(bad)?;
-    if !links::verify(&app.resume_secret, id, decision, expires, signature) {
+    if !links::verify(&app.config.resume_secret, id, decision, expires, signature) {
         return Err(bad());
     }
     if OffsetDateTime::now_utc().unix_timestamp() >= expires {
@@ -138,7 +138,7 @@ pub async fn confirm(
     let item = match app.store.get(&id).await {
         Ok(Some((_, item))) => item,
         Ok(None) => return error_page(not_found()),
-        Err(e) => return error_page(store_error(&e)),
+        Err(e) => return error_page(e.into()),
     };
     if !item.state.decidable() {
         return error_page(ApiError::conflict(
@@ -209,7 +209,7 @@ pub async fn resume(
         };
         decide::decide(&app, &id, decision)
             .await
-            .map_err(|e| decide_error(&e))
+            .map_err(ApiError::from)
     }
     .await;
     match (result, html) {

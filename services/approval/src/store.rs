@@ -1,11 +1,16 @@
-//! The `approvals` KV bucket plus an in-memory index fed by a KV watch.
+//! The `approvals` KV bucket plus a bounded in-memory index fed by a KV watch.
 //!
 //! The bucket is the source of truth and every state change is a
-//! compare-and-set on the entry's revision. The index (all items, ordered by
-//! state and age) answers list queries in O(log n + limit) without touching
-//! NATS, and feeds the console's live updates. It is rebuilt from the
-//! bucket on start and after a broken watch; stale revisions are ignored, so
-//! replaying history is harmless.
+//! compare-and-set on the entry's revision. The index answers list queries in
+//! O(log n + limit) without touching NATS, finds due and unfinished items for
+//! the sweeper, and feeds the console's live updates. It holds every item
+//! that is still open (pending, escalated, approved, released, failed, or a
+//! decision whose event is not yet on the bus) and only the newest
+//! `APPROVAL_RECENT_LIMIT` settled ones (rejected, expired, applied), so its
+//! size does not grow with the bucket; older history is paged from the bucket
+//! itself (see `history`). It is rebuilt from the bucket on start and after a
+//! broken watch; stale revisions are ignored, so replaying history is
+//! harmless.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +30,7 @@ use crate::item::{Item, State};
 pub const BUCKET: &str = zengate_core::release::APPROVALS_BUCKET;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum BucketError {
     #[error("approvals bucket: {0}")]
     Kv(String),
     #[error("stored item {id} is unreadable: {source}")]
@@ -61,43 +66,76 @@ fn decode_cursor(c: &str) -> Option<Key> {
     Some((Reverse(n.parse().ok()?), id.to_owned()))
 }
 
+/// One indexed item: its revision, when that revision was written, the item.
+#[derive(Debug)]
+struct Slot {
+    revision: u64,
+    written: OffsetDateTime,
+    item: Arc<Item>,
+}
+
 #[derive(Debug, Default)]
 struct Index {
-    items: HashMap<String, (u64, Arc<Item>)>,
+    items: HashMap<String, Slot>,
     by_state: HashMap<State, BTreeSet<Key>>,
     all: BTreeSet<Key>,
+    /// Settled items, newest first; trimmed to `recent_limit`.
+    settled: BTreeSet<Key>,
+    recent_limit: usize,
 }
 
 impl Index {
     /// Applies a newer revision; returns false for a stale one.
-    fn apply(&mut self, revision: u64, item: Arc<Item>) -> bool {
-        if let Some((rev, old)) = self.items.get(&item.id) {
-            if *rev >= revision {
-                return false;
-            }
-            let key = sort_key(old);
-            if let Some(set) = self.by_state.get_mut(&old.state) {
-                set.remove(&key);
-            }
-            self.all.remove(&key);
+    fn apply(&mut self, revision: u64, written: OffsetDateTime, item: Arc<Item>) -> bool {
+        if self
+            .items
+            .get(&item.id)
+            .is_some_and(|slot| slot.revision >= revision)
+        {
+            return false;
         }
+        self.remove(&item.id);
         let key = sort_key(&item);
         self.by_state
             .entry(item.state)
             .or_default()
             .insert(key.clone());
-        self.all.insert(key);
-        self.items.insert(item.id.clone(), (revision, item));
+        self.all.insert(key.clone());
+        if item.is_settled() {
+            self.settled.insert(key);
+        }
+        self.items.insert(
+            item.id.clone(),
+            Slot {
+                revision,
+                written,
+                item,
+            },
+        );
+        while self.settled.len() > self.recent_limit {
+            match self.settled.pop_last() {
+                Some((_, id)) => self.remove(&id),
+                None => break,
+            }
+        }
         true
     }
 
+    fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            pending: self.by_state.get(&State::Pending).map_or(0, BTreeSet::len),
+            indexed: self.items.len(),
+        }
+    }
+
     fn remove(&mut self, id: &str) {
-        if let Some((_, old)) = self.items.remove(id) {
-            let key = sort_key(&old);
-            if let Some(set) = self.by_state.get_mut(&old.state) {
+        if let Some(old) = self.items.remove(id) {
+            let key = sort_key(&old.item);
+            if let Some(set) = self.by_state.get_mut(&old.item.state) {
                 set.remove(&key);
             }
             self.all.remove(&key);
+            self.settled.remove(&key);
         }
     }
 }
@@ -114,6 +152,8 @@ pub struct Store {
 #[derive(Debug, Clone, Copy)]
 pub struct StoreCounts {
     pub pending: usize,
+    /// Items in the index.
+    pub indexed: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,10 +165,18 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub fn new(kv: kv::Store, on_change: impl Fn(&StoreCounts) + Send + Sync + 'static) -> Self {
+    /// `recent_limit`: settled items kept in memory (`APPROVAL_RECENT_LIMIT`).
+    pub fn new(
+        kv: kv::Store,
+        recent_limit: usize,
+        on_change: impl Fn(&StoreCounts) + Send + Sync + 'static,
+    ) -> Self {
         Self {
             kv,
-            index: RwLock::new(Index::default()),
+            index: RwLock::new(Index {
+                recent_limit,
+                ..Index::default()
+            }),
             changes: broadcast::channel(1024).0,
             synced: AtomicBool::new(false),
             on_change: Box::new(on_change),
@@ -153,22 +201,26 @@ impl Store {
         self.changes.subscribe()
     }
 
-    fn note(&self, revision: u64, item: Item) {
+    /// The bucket (history paging reads its stream directly).
+    pub fn kv(&self) -> &kv::Store {
+        &self.kv
+    }
+
+    fn note(&self, revision: u64, written: OffsetDateTime, item: Item) {
         let item = Arc::new(item);
-        let (applied, pending) = {
+        let (applied, counts) = {
             let mut index = self.write();
-            let applied = index.apply(revision, item.clone());
-            let pending = index.by_state.get(&State::Pending).map_or(0, BTreeSet::len);
-            (applied, pending)
+            let applied = index.apply(revision, written, item.clone());
+            (applied, index.counts())
         };
         if applied {
-            (self.on_change)(&StoreCounts { pending });
+            (self.on_change)(&counts);
             let _ = self.changes.send(item);
         }
     }
 
     /// The authoritative item and its revision.
-    pub async fn get(&self, id: &str) -> Result<Option<(u64, Item)>, StoreError> {
+    pub async fn get(&self, id: &str) -> Result<Option<(u64, Item)>, BucketError> {
         if !valid_id(id) {
             return Ok(None);
         }
@@ -176,10 +228,10 @@ impl Store {
             .kv
             .entry(id)
             .await
-            .map_err(|e| StoreError::Kv(e.to_string()))?;
+            .map_err(|e| BucketError::Kv(e.to_string()))?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => {
-                let item = Item::from_bytes(&e.value).map_err(|source| StoreError::Corrupt {
+                let item = Item::from_bytes(&e.value).map_err(|source| BucketError::Corrupt {
                     id: id.to_owned(),
                     source,
                 })?;
@@ -190,15 +242,15 @@ impl Store {
     }
 
     /// Stores a new item; `Ok(None)` when the key already exists.
-    pub async fn create(&self, item: &Item) -> Result<Option<u64>, StoreError> {
+    pub async fn create(&self, item: &Item) -> Result<Option<u64>, BucketError> {
         let bytes = item.to_bytes()?;
         match self.kv.create(&item.id, bytes).await {
             Ok(rev) => {
-                self.note(rev, item.clone());
+                self.note(rev, OffsetDateTime::now_utc(), item.clone());
                 Ok(Some(rev))
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
-            Err(e) => Err(StoreError::Kv(e.to_string())),
+            Err(e) => Err(BucketError::Kv(e.to_string())),
         }
     }
 
@@ -207,15 +259,15 @@ impl Store {
         &self,
         revision: u64,
         item: &Item,
-    ) -> Result<Result<u64, Conflict>, StoreError> {
+    ) -> Result<Result<u64, Conflict>, BucketError> {
         let bytes: Bytes = item.to_bytes()?;
         match self.kv.update(&item.id, bytes, revision).await {
             Ok(rev) => {
-                self.note(rev, item.clone());
+                self.note(rev, OffsetDateTime::now_utc(), item.clone());
                 Ok(Ok(rev))
             }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Err(Conflict)),
-            Err(e) => Err(StoreError::Kv(e.to_string())),
+            Err(e) => Err(BucketError::Kv(e.to_string())),
         }
     }
 
@@ -225,7 +277,7 @@ impl Store {
         &self,
         id: &str,
         mut change: impl FnMut(&Item) -> Option<Item>,
-    ) -> Result<Option<Item>, StoreError> {
+    ) -> Result<Option<Item>, BucketError> {
         for _ in 0..20 {
             let Some((rev, item)) = self.get(id).await? else {
                 return Ok(None);
@@ -237,7 +289,9 @@ impl Store {
                 return Ok(Some(next));
             }
         }
-        Err(StoreError::Kv(format!("{id}: too many concurrent updates")))
+        Err(BucketError::Kv(format!(
+            "{id}: too many concurrent updates"
+        )))
     }
 
     /// Newest first, optionally one state, after `cursor`.
@@ -262,7 +316,7 @@ impl Store {
         };
         let items: Vec<Arc<Item>> = iter
             .take(limit + 1)
-            .filter_map(|(_, id)| index.items.get(id).map(|(_, i)| i.clone()))
+            .filter_map(|(_, id)| index.items.get(id).map(|slot| slot.item.clone()))
             .collect();
         if items.len() > limit {
             let page: Vec<Arc<Item>> = items.into_iter().take(limit).collect();
@@ -271,10 +325,6 @@ impl Store {
         } else {
             (items, None)
         }
-    }
-
-    pub fn count(&self, state: State) -> usize {
-        self.read().by_state.get(&state).map_or(0, BTreeSet::len)
     }
 
     /// Pending items whose time is up.
@@ -286,22 +336,60 @@ impl Store {
             .into_iter()
             .flatten()
             .filter_map(|(_, id)| index.items.get(id))
-            .filter(|(_, i)| i.expires_at <= now)
-            .map(|(_, i)| i.id.clone())
+            .filter(|slot| slot.item.expires_at <= now)
+            .map(|slot| slot.item.id.clone())
             .collect()
     }
 
-    /// Decided items whose events are not confirmed on the bus since `before`.
+    /// Decided items whose events are not confirmed on the bus since
+    /// `before`, and failed items whose requested retry is not.
     pub fn unfinished(&self, before: OffsetDateTime) -> Vec<String> {
         self.read()
             .items
             .values()
-            .filter(|(_, i)| match &i.decision {
-                Some(d) => d.at <= before && (!d.published || i.state == State::Approved),
-                None => false,
+            .map(|slot| &slot.item)
+            .filter(|i| {
+                let decision = i.decision.as_ref().is_some_and(|d| {
+                    d.at <= before && (!d.published || i.state == State::Approved)
+                });
+                let retry = i
+                    .retry
+                    .as_ref()
+                    .is_some_and(|r| r.at <= before && !r.published);
+                decision || retry
             })
-            .map(|(_, i)| i.id.clone())
+            .map(|i| i.id.clone())
             .collect()
+    }
+
+    /// Open items last written before `before`: the retention keep-alive
+    /// rewrites them so the bucket's `max_age` never drops one.
+    pub fn open_written_before(&self, before: OffsetDateTime) -> Vec<String> {
+        self.read()
+            .items
+            .values()
+            .filter(|slot| !slot.item.is_settled() && slot.written < before)
+            .map(|slot| slot.item.id.clone())
+            .collect()
+    }
+
+    /// Forgets settled items last written before `before` (the bucket's
+    /// `max_age` has dropped them). Returns how many.
+    pub fn forget_settled_before(&self, before: OffsetDateTime) -> usize {
+        let mut index = self.write();
+        let old: Vec<String> = index
+            .items
+            .values()
+            .filter(|slot| slot.item.is_settled() && slot.written < before)
+            .map(|slot| slot.item.id.clone())
+            .collect();
+        for id in &old {
+            index.remove(id);
+        }
+        let counts = index.counts();
+        drop(index);
+        (self.on_change)(&counts);
+        old.len()
     }
 
     /// Keeps the index in step with the bucket until shutdown.
@@ -334,11 +422,16 @@ impl Store {
     fn on_entry(&self, entry: kv::Entry) {
         match entry.operation {
             kv::Operation::Put => match Item::from_bytes(&entry.value) {
-                Ok(item) => self.note(entry.revision, item),
+                Ok(item) => self.note(entry.revision, entry.created, item),
                 Err(e) => tracing::warn!(key = %entry.key, error = %e, "unreadable approval item"),
             },
             kv::Operation::Delete | kv::Operation::Purge => {
-                self.write().remove(&entry.key);
+                let counts = {
+                    let mut index = self.write();
+                    index.remove(&entry.key);
+                    index.counts()
+                };
+                (self.on_change)(&counts);
             }
         }
         if entry.delta == 0 || entry.seen_current {

@@ -213,10 +213,10 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
     let key = format!("zengate:approval:visitor-rate:{}", short_hash(&visitor));
     let (count, ttl) = app
         .redis
-        .hit(&key, app.visitor_rate_window)
+        .hit(&key, app.config.visitor_rate_window)
         .await
         .map_err(|e| store_down(&e))?;
-    if count > app.visitor_rate_limit {
+    if count > app.config.visitor_rate_limit {
         return Err(ApiError::too_many(
             "too many ticket requests; try again later",
             ttl,
@@ -250,7 +250,7 @@ async fn handle(app: &AppState, parts: &Parts, body: &[u8]) -> Result<Response, 
     let source = ProposalSource::TicketRequest {
         request_id: claims.jti.clone(),
     };
-    let account = app.account_id.to_string();
+    let account = app.config.account_id.to_string();
     let request = ApprovalRequested {
         v: V1,
         approval_id: source.approval_id(),

@@ -1,5 +1,6 @@
 //! The approver API against real NATS JetStream and Redis: authentication,
-//! intake, decisions (with edits), the compare-and-set race, outcomes.
+//! intake, decisions (with edits), the compare-and-set race, outcomes, and
+//! retries of failed writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -368,6 +369,8 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/v1/events"),
     ("post", "/v1/events/ticket"),
     ("post", "/v1/ticket-requests"),
+    ("get", "/v1/approvals/history"),
+    ("post", "/v1/approvals/{id}/retry"),
     ("get", "/webhook/resume/{id}"),
     ("post", "/webhook/resume/{id}"),
     ("get", "/healthz"),
@@ -447,6 +450,14 @@ async fn openapi_documents_every_route() {
             ["200", "400", "401", "404", "409", "413", "429", "503"]
         );
     }
+    assert_eq!(
+        statuses("get", "/v1/approvals/history"),
+        ["200", "400", "401", "429", "503"]
+    );
+    assert_eq!(
+        statuses("post", "/v1/approvals/{id}/retry"),
+        ["200", "401", "404", "409", "429", "503"]
+    );
     assert_eq!(
         statuses("post", "/v1/events/ticket"),
         ["200", "401", "429", "503"]
@@ -541,4 +552,106 @@ async fn an_item_approved_outside_the_service_is_never_released() {
     assert_eq!(infra.count(&released_subject(&ticket)).await, 0);
     assert_eq!(infra.count(&decided_subject(&ticket)).await, 0);
     svc.stop().await;
+}
+
+#[tokio::test]
+async fn only_failed_writes_are_retried_and_each_retry_records_its_outcome() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let ticket = unique_ticket();
+    let req = reply_request(&ticket, "Retry me.");
+    let id = req.approval_id.clone();
+    infra.publish_request(&req).await;
+    svc.wait_item(&id, Some("pending")).await;
+
+    let retry = || svc.post(&format!("/v1/approvals/{id}/retry"), Some(ALICE));
+    // The error code of a retry that must be refused with 409.
+    let refused = || async {
+        let res = retry().send().await.unwrap();
+        assert_eq!(res.status(), 409);
+        res.json::<Value>().await.unwrap()["error"].clone()
+    };
+    assert_eq!(refused().await, "not_failed");
+    let anon = svc
+        .post(&format!("/v1/approvals/{id}/retry"), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    assert_eq!(svc.act(&"0".repeat(32), "retry", ALICE).await, 404);
+
+    assert_eq!(svc.act(&id, "approve", ALICE).await, 200);
+    svc.wait_item(&id, Some("released")).await;
+    // Released but not failed: still nothing to retry.
+    assert_eq!(refused().await, "not_failed");
+    infra
+        .publish_outcome(&id, &ticket, Some("422 comment body invalid"))
+        .await;
+    svc.wait_item(&id, Some("failed")).await;
+
+    // First retry: re-released once under its own id, then fails again.
+    let item: Value = retry().send().await.unwrap().json().await.unwrap();
+    assert_eq!(item["retry"]["attempt"], 1);
+    infra.wait_count(&released_subject(&ticket), 2).await;
+    let signed = |m: &async_nats::jetstream::message::StreamMessage| {
+        m.headers
+            .get(release::SIGNATURE_HEADER)
+            .map(|v| v.as_str().to_owned())
+    };
+    let again = infra.last_message(&released_subject(&ticket)).await;
+    let event: ApprovalReleased = serde_json::from_slice(&again.payload).unwrap();
+    assert_eq!(
+        release::verify_signature(
+            &ReleaseKeys::single(RELEASE_KEY),
+            &event,
+            signed(&again).as_deref()
+        ),
+        Ok(())
+    );
+    assert_eq!(refused().await, "retry_in_flight");
+    infra
+        .publish_outcome(&id, &ticket, Some("422 still invalid"))
+        .await;
+    let item = eventually(
+        "the retry's failure is recorded",
+        Duration::from_secs(10),
+        || async {
+            let item = svc.item(&id).await?;
+            (item["retry"]["settled"] == true).then_some(item)
+        },
+    )
+    .await;
+    assert_eq!(item["state"], "failed");
+    assert_eq!(item["outcome"]["error"], "422 still invalid");
+    let whats: Vec<&str> = item["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "proposed reply",
+            "approved",
+            "released",
+            "failed",
+            "retry requested",
+            "failed"
+        ]
+    );
+
+    // Second retry: a new message id, then the write lands.
+    let item: Value = retry().send().await.unwrap().json().await.unwrap();
+    assert_eq!(item["retry"]["attempt"], 2);
+    infra.wait_count(&released_subject(&ticket), 3).await;
+    let last = infra.last_message(&released_subject(&ticket)).await;
+    assert_eq!(
+        last.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        format!("{id}:released:retry2")
+    );
+    infra.publish_outcome(&id, &ticket, None).await;
+    svc.wait_item(&id, Some("applied")).await;
+    assert_eq!(refused().await, "not_failed");
+    assert_eq!(infra.count(&released_subject(&ticket)).await, 3);
 }

@@ -65,8 +65,7 @@ pub async fn zendesk_jwt(
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let token = query_token(query);
-    serve(&app, Kind::Widget, peer, &headers, token.as_deref()).await
+    serve(&app, Kind::Widget, peer, &headers, query_token(query)).await
 }
 
 /// `GET /webhook/chat-token` with `Authorization: Bearer <user_token>`.
@@ -93,19 +92,9 @@ pub async fn chat_token(
     let kind = match query.map(|q| q.0.audience) {
         Ok(None) => Kind::Chat,
         Ok(Some(a)) if a == "zengate" => Kind::Approval,
-        _ => {
-            return refuse(
-                &app,
-                "invalid_audience",
-                ApiError::bad_request(
-                    "invalid_audience",
-                    "audience is either absent (a Zendesk token) or `zengate`",
-                ),
-            );
-        }
+        _ => return refused(&app, Refusal::InvalidAudience),
     };
-    let token = bearer(&headers);
-    serve(&app, kind, peer, &headers, token.as_deref()).await
+    serve(&app, kind, peer, &headers, bearer(&headers)).await
 }
 
 /// `POST /webhook/messaging-jwt?user_token=…`
@@ -129,8 +118,7 @@ pub async fn messaging_jwt(
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Response {
-    let token = query_token(query);
-    serve(&app, Kind::Messaging, peer, &headers, token.as_deref()).await
+    serve(&app, Kind::Messaging, peer, &headers, query_token(query)).await
 }
 
 /// `GET /webhook/messaging-token` with `Authorization: Bearer <user_token>`.
@@ -153,8 +141,7 @@ pub async fn messaging_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let token = bearer(&headers);
-    serve(&app, Kind::Messaging, peer, &headers, token.as_deref()).await
+    serve(&app, Kind::Messaging, peer, &headers, bearer(&headers)).await
 }
 
 /// The hosts Zendesk documents for the Web Widget (Classic) under a custom
@@ -222,43 +209,151 @@ pub async fn demo_js() -> Response {
         .into_response()
 }
 
+/// The `user_token` a request carries.
+#[derive(Debug, PartialEq, Eq)]
+enum Credential {
+    Missing,
+    /// Present but unusable (refused as malformed, never looked up).
+    Malformed,
+    Given(String),
+}
+
 /// The `user_token` query parameter; an unreadable query (bad escapes,
 /// repeated parameter) counts as malformed.
-fn query_token(query: Result<Query<TokenQuery>, QueryRejection>) -> Option<String> {
+fn query_token(query: Result<Query<TokenQuery>, QueryRejection>) -> Credential {
     match query {
-        Ok(q) => q.0.user_token,
-        Err(_) => Some(MALFORMED.to_owned()),
+        Ok(Query(TokenQuery {
+            user_token: Some(t),
+        })) => Credential::Given(t),
+        Ok(_) => Credential::Missing,
+        Err(_) => Credential::Malformed,
     }
 }
 
-/// Stands for a credential that is present but unusable (refused as
-/// malformed, never looked up).
-const MALFORMED: &str = "\u{0}";
-
-/// The token from `Authorization: Bearer …`; `Some("")` when the header is
-/// present but not a Bearer credential (refused as malformed, not missing).
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let Ok(s) = value.to_str() else {
-        return Some(MALFORMED.to_owned());
+/// The token from `Authorization: Bearer …`; a header that is present but
+/// not a Bearer credential is malformed, not missing.
+fn bearer(headers: &HeaderMap) -> Credential {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Credential::Missing;
     };
-    let s = s.trim();
-    match s.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let t = rest.trim();
-            Some(if t.is_empty() {
-                MALFORMED.to_owned()
-            } else {
-                t.to_owned()
-            })
+    let Ok(s) = value.to_str() else {
+        return Credential::Malformed;
+    };
+    match s.trim().split_once(' ') {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() =>
+        {
+            Credential::Given(rest.trim().to_owned())
         }
-        _ => Some(MALFORMED.to_owned()),
+        _ => Credential::Malformed,
     }
 }
 
-fn refuse(app: &AppState, reason: &'static str, err: ApiError) -> Response {
-    app.metrics.refuse(reason);
-    err.into_response()
+/// Why a token request is refused: its counter reason and its answer.
+#[derive(Debug)]
+enum Refusal {
+    InvalidAudience,
+    MessagingDisabled,
+    MissingToken,
+    MalformedToken,
+    RateLimited { per: Limit, retry_after: u64 },
+    UnknownToken,
+    LookupUnavailable,
+    InvalidUser(&'static str),
+    Internal,
+}
+
+/// Which rate limit refused.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Ip,
+    Token,
+}
+
+impl Refusal {
+    /// The `reason` label of `zengate_auth_refused_total`.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::InvalidAudience => "invalid_audience",
+            Refusal::MessagingDisabled => "messaging_disabled",
+            Refusal::MissingToken => "missing_user_token",
+            Refusal::MalformedToken => "malformed_user_token",
+            Refusal::RateLimited { per: Limit::Ip, .. } => "rate_limited_ip",
+            Refusal::RateLimited {
+                per: Limit::Token, ..
+            } => "rate_limited_token",
+            Refusal::UnknownToken => "unknown_user_token",
+            Refusal::LookupUnavailable => "lookup_unavailable",
+            Refusal::InvalidUser(_) => "invalid_user_record",
+            Refusal::Internal => "internal",
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::InvalidAudience => ApiError::bad_request(
+                "invalid_audience",
+                "audience is either absent (a Zendesk token) or `zengate`",
+            ),
+            Refusal::MessagingDisabled => ApiError::not_found(
+                "messaging_not_configured",
+                "Messaging tokens are not configured (ZENDESK_MESSAGING_KEY_ID and ZENDESK_MESSAGING_SECRET)",
+            ),
+            Refusal::MissingToken => {
+                ApiError::bad_request("missing_user_token", "a user_token is required")
+            }
+            Refusal::MalformedToken => ApiError::bad_request(
+                "malformed_user_token",
+                "a user_token is 16 to 128 characters of A-Z a-z 0-9 _ -",
+            ),
+            Refusal::RateLimited { per, retry_after } => {
+                let what = match per {
+                    Limit::Ip => "client address",
+                    Limit::Token => "user_token",
+                };
+                ApiError::too_many(
+                    format!("too many token requests for this {what}"),
+                    retry_after,
+                )
+            }
+            Refusal::UnknownToken => {
+                ApiError::unauthorized("unknown_user_token", "this user_token is not known")
+            }
+            Refusal::LookupUnavailable => ApiError::unavailable(
+                "lookup_unavailable",
+                "the user directory cannot be reached; retry shortly",
+                UNAVAILABLE_RETRY_AFTER,
+            ),
+            Refusal::InvalidUser(why) => ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_user_record",
+                why,
+            ),
+            Refusal::Internal => ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "cannot issue a token now",
+            ),
+        }
+    }
+}
+
+impl From<IssueError> for Refusal {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::MessagingDisabled => Refusal::MessagingDisabled,
+            IssueError::InvalidUser(why) => Refusal::InvalidUser(why),
+            IssueError::Internal(_) => Refusal::Internal,
+        }
+    }
+}
+
+/// Counts the refusal and answers it.
+fn refused(app: &AppState, refusal: Refusal) -> Response {
+    app.metrics.refuse(refusal.reason());
+    ApiError::from(refusal).into_response()
 }
 
 async fn serve(
@@ -266,125 +361,85 @@ async fn serve(
     kind: Kind,
     peer: SocketAddr,
     headers: &HeaderMap,
-    token: Option<&str>,
+    token: Credential,
 ) -> Response {
     let started = Instant::now();
     let client_ip = app.proxies.client_ip(peer.ip(), headers);
     let span = tracing::info_span!("jwt_request", kind = kind.as_str(), client_ip = %client_ip);
-    async move {
-        if kind == Kind::Messaging && !app.issuer.keys().messaging_enabled() {
-            return refuse(
-                app,
-                "messaging_disabled",
-                ApiError::not_found(
-                    "messaging_not_configured",
-                    "Messaging tokens are not configured (ZENDESK_MESSAGING_KEY_ID and ZENDESK_MESSAGING_SECRET)",
-                ),
-            );
+    let issued = issue(app, kind, client_ip, token).instrument(span).await;
+    match issued {
+        Ok(jwt) => {
+            app.metrics
+                .issue_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let mut res = Json(JwtBody { jwt }).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
         }
-        let token = match check_token(token) {
-            TokenShape::Missing => {
-                tracing::info!("refused: missing user_token");
-                return refuse(
-                    app,
-                    "missing_user_token",
-                    ApiError::bad_request("missing_user_token", "a user_token is required"),
-                );
-            }
-            TokenShape::Malformed => {
-                tracing::info!("refused: malformed user_token");
-                return refuse(
-                    app,
-                    "malformed_user_token",
-                    ApiError::bad_request(
-                        "malformed_user_token",
-                        "a user_token is 16 to 128 characters of A-Z a-z 0-9 _ -",
-                    ),
-                );
-            }
-            TokenShape::Ok => token.unwrap_or_default(),
-        };
-        let token_sha = token_sha256(token);
-        let user_hash = short_token_hash(&token_sha);
-
-        let looked_up =
-            match limit_then_lookup(app, &client_ip.to_string(), &token_sha, &user_hash).await {
-                Ok(found) => found,
-                Err(refused) => return refused,
-            };
-        let user = match looked_up {
-            Ok(Some(user)) => user,
-            Ok(None) => {
-                tracing::info!(user = %user_hash, "refused: unknown user_token");
-                return refuse(
-                    app,
-                    "unknown_user_token",
-                    ApiError::unauthorized("unknown_user_token", "this user_token is not known"),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(user = %user_hash, error = %e, "user lookup unavailable");
-                return refuse(
-                    app,
-                    "lookup_unavailable",
-                    ApiError::unavailable(
-                        "lookup_unavailable",
-                        "the user directory cannot be reached; retry shortly",
-                        UNAVAILABLE_RETRY_AFTER,
-                    ),
-                );
-            }
-        };
-
-        match app.issuer.issue(kind, &user, &user_hash, Some(client_ip)) {
-            Ok(issued) => {
-                app.metrics
-                    .issue_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                let mut res = Json(JwtBody { jwt: issued.jwt }).into_response();
-                res.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                res
-            }
-            Err(IssueError::MessagingDisabled) => refuse(
-                app,
-                "messaging_disabled",
-                ApiError::not_found(
-                    "messaging_not_configured",
-                    "Messaging tokens are not configured",
-                ),
-            ),
-            Err(IssueError::InvalidUser(why)) => {
-                tracing::warn!(user = %user_hash, why, "refused: unusable user record");
-                refuse(
-                    app,
-                    "invalid_user_record",
-                    ApiError::new(
-                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_user_record",
-                        why,
-                    ),
-                )
-            }
-            Err(e @ IssueError::Internal(_)) => {
-                tracing::error!(error = %e, "issuance failed");
-                refuse(
-                    app,
-                    "internal",
-                    ApiError::new(
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "cannot issue a token now",
-                    ),
-                )
-            }
-        }
+        Err(refusal) => refused(app, refusal),
     }
-    .instrument(span)
-    .await
 }
 
-type Check = (String, u64, &'static str, &'static str);
+/// Shape → limits and lookup → issuance; the signed JWT or why not.
+async fn issue(
+    app: &AppState,
+    kind: Kind,
+    client_ip: zengate_runtime::client_ip::ClientIp,
+    token: Credential,
+) -> Result<String, Refusal> {
+    if kind == Kind::Messaging && !app.issuer.keys().messaging_enabled() {
+        return Err(Refusal::MessagingDisabled);
+    }
+    let token = match token {
+        Credential::Missing => None,
+        Credential::Malformed => {
+            tracing::info!("refused: malformed user_token");
+            return Err(Refusal::MalformedToken);
+        }
+        Credential::Given(t) => Some(t),
+    };
+    let token = match check_token(token.as_deref()) {
+        TokenShape::Missing => {
+            tracing::info!("refused: missing user_token");
+            return Err(Refusal::MissingToken);
+        }
+        TokenShape::Malformed => {
+            tracing::info!("refused: malformed user_token");
+            return Err(Refusal::MalformedToken);
+        }
+        TokenShape::Ok => token.unwrap_or_default(),
+    };
+    let token_sha = token_sha256(&token);
+    let user_hash = short_token_hash(&token_sha);
+    let looked_up = limit_then_lookup(app, &client_ip.to_string(), &token_sha, &user_hash).await?;
+    let user = match looked_up {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            tracing::info!(user = %user_hash, "refused: unknown user_token");
+            return Err(Refusal::UnknownToken);
+        }
+        Err(e) => {
+            tracing::warn!(user = %user_hash, error = %e, "user lookup unavailable");
+            return Err(Refusal::LookupUnavailable);
+        }
+    };
+    match app.issuer.issue(kind, &user, &user_hash, Some(client_ip)) {
+        Ok(issued) => Ok(issued.jwt),
+        Err(e) => {
+            match &e {
+                IssueError::InvalidUser(why) => {
+                    tracing::warn!(user = %user_hash, why, "refused: unusable user record");
+                }
+                IssueError::Internal(_) => tracing::error!(error = %e, "issuance failed"),
+                IssueError::MessagingDisabled => {}
+            }
+            Err(e.into())
+        }
+    }
+}
+
+type Check = (String, u64, Limit);
 
 /// Per-IP and per-token fixed windows (the same commands as
 /// `RedisStore::hit`), then the user lookup, as one atomic script: one Redis
@@ -418,30 +473,28 @@ async fn limit_then_lookup(
     ip: &str,
     token_sha: &str,
     user_hash: &str,
-) -> Result<Result<Option<UserRecord>, LookupError>, Response> {
+) -> Result<Result<Option<UserRecord>, LookupError>, Refusal> {
     let checks: Vec<Check> = [
         (
             format!("zengate:auth:rl:ip:{ip}"),
             app.limits.per_ip,
-            "rate_limited_ip",
-            "client address",
+            Limit::Ip,
         ),
         (
             format!("zengate:auth:rl:token:{token_sha}"),
             app.limits.per_token,
-            "rate_limited_token",
-            "user_token",
+            Limit::Token,
         ),
     ]
     .into_iter()
-    .filter(|(_, limit, _, _)| *limit > 0)
+    .filter(|(_, limit, _)| *limit > 0)
     .collect();
     let redis_lookup = matches!(app.lookup, Lookup::Redis(_));
     if checks.is_empty() && !redis_lookup {
         return Ok(app.lookup.lookup(token_sha).await);
     }
     let mut script = LIMITS_THEN_USER.prepare_invoke();
-    for (key, _, _, _) in &checks {
+    for (key, _, _) in &checks {
         script.key(key);
     }
     if redis_lookup {
@@ -468,19 +521,15 @@ async fn limit_then_lookup(
             .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok())
             .unwrap_or(0)
     };
-    for (i, (_, limit, reason, what)) in checks.iter().enumerate() {
+    for (i, (_, limit, per)) in checks.iter().enumerate() {
         let count = int(2 * i);
         let ttl = int(2 * i + 1).max(1);
         if count.unsigned_abs() > *limit {
-            tracing::info!(user = %user_hash, what, "refused: rate limited");
-            return Err(refuse(
-                app,
-                reason,
-                ApiError::too_many(
-                    format!("too many token requests for this {what}"),
-                    ttl.unsigned_abs(),
-                ),
-            ));
+            tracing::info!(user = %user_hash, limit = ?per, "refused: rate limited");
+            return Err(Refusal::RateLimited {
+                per: *per,
+                retry_after: ttl.unsigned_abs(),
+            });
         }
     }
     if !redis_lookup {

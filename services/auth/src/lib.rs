@@ -4,18 +4,34 @@
 //! A token is issued only to a user whose `user_token` is known (Redis or the
 //! operator's own directory), every issuance is audited on the bus without the
 //! token, and signing secrets rotate without a restart.
+//!
+//! # Layout
+//!
+//! - `app`: `Application` (build, run), the router and the shared
+//!   `AppState`; `config`: `AuthConfig` from the environment;
+//! - `http`: the token endpoints (shape → rate limits and lookup →
+//!   issuance) and their refusals;
+//! - `users`: visitors by `user_token` (Redis or the operator's directory);
+//!   `keys`: the signing secrets and their rotation; `issue` / `jwt`: the
+//!   claims and the signed token;
+//! - `audit`: the bounded queue of issuance audits drained to the bus;
+//! - `metrics`, `openapi`.
+//!
+//! A token request's path: `http` → `users` (lookup, one Redis round trip
+//! with the rate limits) → `issue` (signed with `keys`) → the JWT, and an
+//! audit queued → `audit` → `zengate.audit.jwt_issued.…`.
 
-pub mod app;
-pub mod audit;
+mod app;
+mod audit;
 /// Moved to `zengate-runtime` (approval walks `X-Forwarded-For` the same way).
 pub use zengate_runtime::client_ip;
 pub mod config;
-pub mod http;
+mod http;
 pub mod issue;
 pub mod jwt;
 pub mod keys;
-pub mod metrics;
-pub mod openapi;
+mod metrics;
+mod openapi;
 pub mod users;
 
 pub use app::{Application, AuthError};

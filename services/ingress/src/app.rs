@@ -19,9 +19,11 @@ use zengate_runtime::health::{self, Checks};
 use zengate_runtime::redis_store::{RedisStore, StoreError};
 use zengate_runtime::{Background, HttpLimits, Shutdown, serve};
 
+use crate::breaker::{BreakerSettings, GuardedRedis};
+use crate::budget::BodyBudget;
 use crate::config::IngressConfig;
 use crate::dedup::Dedup;
-use crate::metrics::{IngressMetrics, StatusLabel};
+use crate::metrics::IngressMetrics;
 use crate::request::Rules;
 use crate::webhook;
 
@@ -41,6 +43,7 @@ pub struct AppState {
     pub rules: Rules,
     pub publisher: Publisher,
     pub dedup: Dedup,
+    pub budget: BodyBudget,
     pub metrics: IngressMetrics,
 }
 
@@ -51,6 +54,8 @@ pub struct Application {
     router: Router,
     client: async_nats::Client,
     limits: HttpLimits,
+    /// Stops the background work (the Redis prober) once serving ends.
+    background: Shutdown,
 }
 
 impl Application {
@@ -63,9 +68,29 @@ impl Application {
         let js = bus::jetstream(client.clone(), config.publish_timeout);
         bus::ensure_stream(&js, bus::zendesk_stream_config(&config.stream)).await?;
         let redis = Arc::new(RedisStore::new(&config.redis, config.redis_timeout)?);
+        let redis_client = config
+            .redis
+            .client()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
 
         let mut registry = Registry::default();
         let metrics = IngressMetrics::register(&mut registry);
+        let background = Shutdown::new();
+        let guarded = GuardedRedis::start(
+            redis_client,
+            BreakerSettings {
+                timeout: config.redis_timeout,
+                probe_interval: config.redis_probe_interval,
+            },
+            metrics.breaker.clone(),
+            &background,
+        )
+        .await;
+        let dedup = Dedup::start(
+            guarded,
+            config.dedup_horizon,
+            metrics.redis_unrecorded.clone(),
+        );
         let state = Arc::new(AppState {
             rules: Rules {
                 secrets: config.secrets.clone(),
@@ -75,7 +100,11 @@ impl Application {
                 signature_max_age: config.signature_max_age,
             },
             publisher: Publisher::new(js.clone(), config.publish_timeout),
-            dedup: Dedup::new(redis.clone(), config.dedup_horizon),
+            dedup,
+            budget: BodyBudget::new(
+                config.max_inflight_bytes,
+                metrics.inflight_body_bytes.clone(),
+            ),
             metrics,
         });
         let checks = Checks {
@@ -102,6 +131,7 @@ impl Application {
             router,
             client,
             limits: config.http,
+            background,
         })
     }
 
@@ -121,6 +151,7 @@ impl Application {
             shutdown,
         )
         .await;
+        self.background.trigger();
         bus::flush_bounded(&self.client).await;
         tracing::info!("ingress stopped");
         Ok(())
@@ -129,11 +160,6 @@ impl Application {
 
 async fn count_status(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let res = next.run(req).await;
-    app.metrics
-        .requests
-        .get_or_create(&StatusLabel {
-            status: res.status().as_u16().to_string(),
-        })
-        .inc();
+    app.metrics.count_status(res.status().as_u16());
     res
 }

@@ -33,9 +33,26 @@ pub struct IngressConfig {
     pub dedup_horizon: Duration,
     /// Longest wait for a JetStream PubAck before answering 503.
     pub publish_timeout: Duration,
+    /// Deadline of one Redis operation on the request path; past it the
+    /// request goes on without Redis and repeated misses open the breaker.
     pub redis_timeout: Duration,
+    /// Pause between background probes while the Redis breaker is open.
+    pub redis_probe_interval: Duration,
+    /// Body bytes held by all requests at once; beyond it `503` + `Retry-After`.
+    pub max_inflight_bytes: usize,
     pub stream: ZendeskStreamSettings,
 }
+
+/// Default deadline of one Redis operation: a healthy Redis answers in well
+/// under a millisecond (a few under load), so 50 ms never trips on a working
+/// Redis yet bounds what a stalled one costs the requests in flight before
+/// the breaker opens.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Default in-flight body budget: 32 MiB keeps the process well under 64 MB
+/// resident under hundreds of parallel 1 MiB deliveries, while admitting
+/// thousands of ordinary (~2-10 KB) events at once.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
 
 impl IngressConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -49,6 +66,21 @@ impl IngressConfig {
         if body_limit == 0 {
             return Err(ConfigError::invalid(
                 "INGRESS_BODY_LIMIT",
+                "must be positive",
+            ));
+        }
+        let max_inflight_bytes =
+            env.parse_or("INGRESS_MAX_INFLIGHT_BYTES", DEFAULT_MAX_INFLIGHT_BYTES)?;
+        if max_inflight_bytes < body_limit {
+            return Err(ConfigError::invalid(
+                "INGRESS_MAX_INFLIGHT_BYTES",
+                "must be at least INGRESS_BODY_LIMIT",
+            ));
+        }
+        let redis_timeout = env.duration_or("INGRESS_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT)?;
+        if redis_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "INGRESS_REDIS_TIMEOUT",
                 "must be positive",
             ));
         }
@@ -72,7 +104,10 @@ impl IngressConfig {
             dedup_horizon: env
                 .duration_or("INGRESS_DEDUP_HORIZON", Duration::from_secs(7 * 86400))?,
             publish_timeout,
-            redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
+            redis_timeout,
+            redis_probe_interval: env
+                .duration_or("INGRESS_REDIS_PROBE_INTERVAL", Duration::from_secs(1))?,
+            max_inflight_bytes,
             stream: ZendeskStreamSettings {
                 max_age: env
                     .duration_or("INGRESS_STREAM_MAX_AGE", Duration::from_secs(7 * 86400))?,
@@ -133,6 +168,19 @@ mod tests {
         assert_eq!(c.body_limit, 1 << 20);
         assert_eq!(c.addr.port(), 8080);
         assert!(c.signature_max_age.is_none());
+        assert_eq!(c.redis_timeout, DEFAULT_REDIS_TIMEOUT);
+        assert_eq!(c.max_inflight_bytes, DEFAULT_MAX_INFLIGHT_BYTES);
+        let e = IngressConfig::from_env(&Env::from_pairs([
+            ("ZENDESK_WEBHOOK_SIGNING_SECRET", "a"),
+            ("ZENDESK_ACCOUNT_ID", "42"),
+            ("INGRESS_MAX_INFLIGHT_BYTES", "1000"),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("INGRESS_MAX_INFLIGHT_BYTES is invalid"),
+            "{e}"
+        );
         assert!(!format!("{c:?}").contains("dGhpc19"));
     }
 

@@ -4,13 +4,27 @@
 //! JetStream (or it is a known duplicate). Everything else gets a precise
 //! status so Zendesk retries exactly the deliveries worth retrying.
 
-pub mod app;
+//! # Layout
+//!
+//! - `config`: settings from the environment (the one public module).
+//! - `app`: `Application::build` connects NATS and Redis, provisions
+//!   `ZENDESK_EVENTS` and binds the listener; `run` serves until shutdown.
+//! - `webhook`: the handler, the path of one delivery: `request` prechecks the
+//!   routing headers → `budget` reserves the body's bytes → the body is read
+//!   and verified and the envelope checked (`request`) → `dedup` asks Redis
+//!   (skipped while `breaker` holds it open) → the exact bytes are published
+//!   and the PubAck awaited → `200`.
+//! - `metrics`, `openapi`: what operators scrape and read.
+
+mod app;
+mod breaker;
+mod budget;
 pub mod config;
-pub mod dedup;
-pub mod metrics;
-pub mod openapi;
-pub mod request;
-pub mod webhook;
+mod dedup;
+mod metrics;
+mod openapi;
+mod request;
+mod webhook;
 
 pub use app::Application;
 pub use config::IngressConfig;

@@ -31,9 +31,11 @@ impl Rejection {
             message: message.into(),
         }
     }
+}
 
-    pub fn into_api_error(self) -> ApiError {
-        ApiError::new(self.status, self.reason, self.message)
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::new(r.status, r.reason, r.message)
     }
 }
 
@@ -46,6 +48,8 @@ pub struct Delivery {
     pub timestamp: String,
     pub signature_header: String,
     pub signature: Signature,
+    /// The declared `Content-Length`, already checked against the limit.
+    pub declared_len: Option<usize>,
 }
 
 /// Settings the checks need.
@@ -105,6 +109,7 @@ pub fn precheck(headers: &HeaderMap, rules: &Rules) -> Result<Delivery, Rejectio
             "Content-Type must be application/json",
         ));
     }
+    let mut declared_len = None;
     if let Some(declared) = headers.get(header::CONTENT_LENGTH) {
         let len = declared
             .to_str()
@@ -120,6 +125,7 @@ pub fn precheck(headers: &HeaderMap, rules: &Rules) -> Result<Delivery, Rejectio
         if len > rules.body_limit as u64 {
             return Err(too_large(rules.body_limit));
         }
+        declared_len = usize::try_from(len).ok();
     }
 
     let account_raw = routing_header(headers, h::ZENDESK_ACCOUNT_ID)?;
@@ -161,6 +167,7 @@ pub fn precheck(headers: &HeaderMap, rules: &Rules) -> Result<Delivery, Rejectio
         timestamp,
         signature_header,
         signature,
+        declared_len,
     })
 }
 

@@ -18,7 +18,9 @@ use zengate_runtime::bus::PublishError;
 use zengate_runtime::error::ApiError;
 
 use crate::app::AppState;
-use crate::request::{self, Delivery, Rejection};
+use crate::breaker::RedisUnavailable;
+use crate::budget::Reservation;
+use crate::request::{self, Delivery};
 
 /// `POST /channels/zendesk/webhook`
 #[utoipa::path(
@@ -55,48 +57,44 @@ pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
         ticket_id = field::Empty,
         subject = field::Empty,
     );
-    let result = handle(&app, &headers, body).instrument(span).await;
-    match result {
+    match handle(&app, &headers, body).instrument(span).await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(Outcome::Rejected(r)) => {
-            app.metrics.reject(r.reason);
+        Err(e) => {
+            app.metrics.reject(e.code);
             tracing::info!(
-                status = r.status.as_u16(),
-                reason = r.reason,
+                status = e.status.as_u16(),
+                reason = e.code,
                 "delivery refused"
             );
-            r.into_api_error().into_response()
-        }
-        Err(Outcome::Unavailable(e)) => {
-            app.metrics.reject(e.code);
             e.into_response()
         }
     }
 }
 
-enum Outcome {
-    Rejected(Rejection),
-    Unavailable(ApiError),
-}
-
-impl From<Rejection> for Outcome {
-    fn from(r: Rejection) -> Self {
-        Outcome::Rejected(r)
-    }
-}
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Rejection> {
+/// Reads the body within the body limit, counting every byte against the
+/// in-flight budget (the declared length is already reserved).
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<usize>,
+    reservation: &mut Reservation,
+) -> Result<Bytes, ApiError> {
     let mut body = body;
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Rejection {
-            status: StatusCode::BAD_REQUEST,
-            reason: "body_read_failed",
-            message: format!("could not read the request body: {e}"),
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(
+                "body_read_failed",
+                format!("could not read the request body: {e}"),
+            )
         })?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(request::too_large(limit));
+            let len = buf.len() + data.len();
+            if len > limit {
+                return Err(request::too_large(limit).into());
+            }
+            if !reservation.cover(len) {
+                return Err(busy());
             }
             buf.extend_from_slice(&data);
         }
@@ -104,11 +102,13 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Rejection> {
     Ok(buf.freeze())
 }
 
-async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), Outcome> {
+async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     let span = tracing::Span::current();
     let delivery = request::precheck(headers, &app.rules)?;
     span.record("invocation_id", delivery.invocation_id.as_str());
-    let body = read_body(body, app.rules.body_limit).await?;
+    let declared = delivery.declared_len;
+    let mut reservation = app.budget.reserve(declared.unwrap_or(0)).ok_or_else(busy)?;
+    let body = read_body(body, app.rules.body_limit, declared, &mut reservation).await?;
     let received_at = OffsetDateTime::now_utc();
     let envelope = request::verify_and_parse(&delivery, &body, &app.rules, received_at)?;
 
@@ -128,6 +128,9 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), O
             return Ok(());
         }
         Ok(false) => {}
+        Err(RedisUnavailable::Open) => {
+            app.metrics.redis_degraded.inc();
+        }
         Err(e) => {
             app.metrics.redis_degraded.inc();
             tracing::warn!(error = %e, "redis unavailable; relying on the JetStream duplicate window");
@@ -151,6 +154,7 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), O
             return Err(unavailable());
         }
     };
+    drop(reservation);
     if ack.duplicate {
         app.metrics.dedup_hit("jetstream");
         tracing::info!(sequence = ack.sequence, "duplicate caught by JetStream");
@@ -158,22 +162,29 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), O
         app.metrics.published.inc();
         tracing::info!(sequence = ack.sequence, "event durable");
     }
-    let dedup = app.dedup.clone();
-    tokio::spawn(async move {
-        if let Err(e) = dedup.remember(&msg_id).await {
-            tracing::warn!(error = %e, "could not record the event id in redis");
-        }
-    });
+    app.dedup.remember(&msg_id);
     Ok(())
 }
 
-fn unavailable() -> Outcome {
-    Outcome::Unavailable(ApiError::unavailable(
+fn unavailable() -> ApiError {
+    ApiError::unavailable(
         "bus_unavailable",
         "the event could not be stored durably; retry shortly",
         5,
-    ))
+    )
 }
+
+/// The in-flight body budget is spent: nothing was accepted, Zendesk retries.
+fn busy() -> ApiError {
+    ApiError::unavailable(
+        "busy",
+        "too many request bytes in flight; retry shortly",
+        BUSY_RETRY_AFTER_SECS,
+    )
+}
+
+/// `Retry-After` of a `busy` answer: bursts drain within a second or two.
+const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 /// The Zendesk delivery headers carried on the bus; the publisher adds the
 /// message id and `traceparent`.

@@ -106,24 +106,10 @@ async fn malformed_content_length_is_400() {
 #[tokio::test]
 async fn exactly_at_the_limit_is_accepted_one_over_is_not() {
     let app = app().await;
-    let padded = |id: &str, len: usize| {
-        let base = support::ticket_event(42, id, 5, "created");
-        // pad inside `detail` with a filler string so the JSON stays valid
-        let text = String::from_utf8(base).unwrap();
-        let prefix = text.replacen(r#""detail":{"#, r#""detail":{"pad":"","#, 1);
-        let missing = len - prefix.len();
-        prefix
-            .replacen(
-                r#""pad":"""#,
-                &format!(r#""pad":"{}""#, "x".repeat(missing)),
-                1,
-            )
-            .into_bytes()
-    };
-    let exact = padded("e-exact", LIMIT);
+    let exact = support::padded_ticket_event("e-exact", LIMIT);
     assert_eq!(exact.len(), LIMIT);
     assert_eq!(app.signed(&exact).send().await.unwrap().status(), 200);
-    let over = padded("e-over", LIMIT + 1);
+    let over = support::padded_ticket_event("e-over", LIMIT + 1);
     assert_eq!(app.signed(&over).send().await.unwrap().status(), 413);
     assert_eq!(app.stream_messages().await, 1);
 }

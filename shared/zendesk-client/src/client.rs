@@ -11,7 +11,8 @@ use tracing::{Instrument, field};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::model::{Article, Comment, CommentThread, NewTicket, Ticket, TicketUpdate, User};
-use crate::retry::{Failure, Replay, backoff, may_retry, parse_retry_after};
+use crate::request::ApiRequest;
+use crate::retry::{AttemptFailure, Replay, backoff, may_retry, parse_retry_after};
 use crate::wire;
 
 /// Largest response body read; a Ticketing API answer is far smaller, so
@@ -113,17 +114,7 @@ impl ZendeskClient {
     pub async fn get_ticket(&self, ticket_id: u64) -> Result<Ticket, ClientError> {
         check_id(ticket_id)?;
         let path = format!("/api/v2/tickets/{ticket_id}.json");
-        let answer = self
-            .call(
-                Method::GET,
-                &path,
-                &[],
-                None,
-                None,
-                Replay::Safe,
-                Some(ticket_id),
-            )
-            .await?;
+        let answer = self.call(ApiRequest::get(&path).ticket(ticket_id)).await?;
         decode::<wire::TicketEnvelope>(&answer.body).map(|e| e.ticket.into())
     }
 
@@ -176,15 +167,7 @@ impl ZendeskClient {
                 query.push(("page[after]", cursor.clone()));
             }
             let answer = self
-                .call(
-                    Method::GET,
-                    &path,
-                    &query,
-                    None,
-                    None,
-                    Replay::Safe,
-                    Some(ticket_id),
-                )
+                .call(ApiRequest::get(&path).query(&query).ticket(ticket_id))
                 .await?;
             let page: wire::CommentsPage = decode(&answer.body)?;
             let got = page.comments.len();
@@ -229,20 +212,12 @@ impl ZendeskClient {
             )));
         }
         let per_page = limit.clamp(1, MAX_PAGE_SIZE);
-        let answer = self
-            .call(
-                Method::GET,
-                "/api/v2/help_center/articles/search",
-                &[
-                    ("query", query.to_owned()),
-                    ("per_page", per_page.to_string()),
-                ],
-                None,
-                None,
-                Replay::Safe,
-                None,
-            )
-            .await?;
+        let params = [
+            ("query", query.to_owned()),
+            ("per_page", per_page.to_string()),
+        ];
+        let search = ApiRequest::get("/api/v2/help_center/articles/search").query(&params);
+        let answer = self.call(search).await?;
         let page: wire::ArticleSearchPage = decode(&answer.body)?;
         Ok(page
             .results
@@ -271,13 +246,9 @@ impl ZendeskClient {
             .map_err(|e| ClientError::InvalidRequest(format!("cannot encode ticket: {e}")))?;
         let answer = self
             .call(
-                Method::POST,
-                "/api/v2/tickets.json",
-                &[],
-                Some(body),
-                Some(idempotency_key),
-                Replay::Keyed,
-                None,
+                ApiRequest::new(Method::POST, "/api/v2/tickets.json", Replay::Keyed)
+                    .body(body)
+                    .idempotency_key(idempotency_key),
             )
             .await?;
         decode::<wire::TicketEnvelope>(&answer.body).map(|e| e.ticket.into())
@@ -302,13 +273,9 @@ impl ZendeskClient {
         let path = format!("/api/v2/tickets/{ticket_id}.json");
         let answer = self
             .call(
-                Method::PUT,
-                &path,
-                &[],
-                Some(body),
-                None,
-                Replay::Unsafe,
-                Some(ticket_id),
+                ApiRequest::new(Method::PUT, &path, Replay::Unsafe)
+                    .body(body)
+                    .ticket(ticket_id),
             )
             .await?;
         decode::<wire::TicketEnvelope>(&answer.body).map(|e| e.ticket.into())
@@ -317,69 +284,37 @@ impl ZendeskClient {
     /// `GET /api/v2/users/me.json`: the user the credentials belong to
     /// (comments it wrote are zengate's own).
     pub async fn me(&self) -> Result<User, ClientError> {
-        let answer = self
-            .call(
-                Method::GET,
-                "/api/v2/users/me.json",
-                &[],
-                None,
-                None,
-                Replay::Safe,
-                None,
-            )
-            .await?;
+        let answer = self.call(ApiRequest::get("/api/v2/users/me.json")).await?;
         decode::<wire::UserEnvelope>(&answer.body).map(|e| e.user.into())
     }
 
     /// Runs one logical call with retries inside a `zendesk.request` span.
-    #[allow(clippy::too_many_arguments)]
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<Vec<u8>>,
-        idempotency_key: Option<&str>,
-        replay: Replay,
-        ticket_id: Option<u64>,
-    ) -> Result<Answer, ClientError> {
+    async fn call(&self, req: ApiRequest<'_>) -> Result<Answer, ClientError> {
         let span = tracing::info_span!(
             "zendesk.request",
             otel.kind = "client",
-            method = %method,
-            path = %path,
+            method = %req.method,
+            path = %req.path,
             ticket_id = field::Empty,
             status = field::Empty,
             attempt = field::Empty,
         );
-        if let Some(id) = ticket_id {
+        if let Some(id) = req.ticket_id {
             span.record("ticket_id", id);
         }
-        self.call_with_retries(method, path, query, body, idempotency_key, replay)
-            .instrument(span)
-            .await
+        self.call_with_retries(&req).instrument(span).await
     }
 
-    async fn call_with_retries(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<Vec<u8>>,
-        idempotency_key: Option<&str>,
-        replay: Replay,
-    ) -> Result<Answer, ClientError> {
+    async fn call_with_retries(&self, req: &ApiRequest<'_>) -> Result<Answer, ClientError> {
         let span = tracing::Span::current();
+        let path = req.path;
         let url = format!("{}{}", self.inner.origin, path);
         let max = self.inner.max_attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
             span.record("attempt", attempt);
-            let (error, failure, retry_after) = match self
-                .attempt(&method, &url, query, body.as_deref(), idempotency_key)
-                .await
-            {
+            let (error, failure, retry_after) = match self.attempt(req, &url).await {
                 Ok(answer) if answer.status.is_success() => {
                     span.record("status", answer.status.as_u16());
                     return Ok(answer);
@@ -390,7 +325,7 @@ impl ZendeskClient {
                 }
                 Err((error, failure)) => (error, failure, None),
             };
-            if !failure.is_some_and(|f| may_retry(replay, f)) {
+            if !failure.is_some_and(|f| may_retry(req.replay, f)) {
                 return Err(error);
             }
             if attempt >= max {
@@ -417,12 +352,15 @@ impl ZendeskClient {
     /// One HTTP exchange. Errors carry how far the request got.
     async fn attempt(
         &self,
-        method: &Method,
+        req: &ApiRequest<'_>,
         url: &str,
-        query: &[(&str, String)],
-        body: Option<&[u8]>,
-        idempotency_key: Option<&str>,
-    ) -> Result<Answer, (ClientError, Option<Failure>)> {
+    ) -> Result<Answer, (ClientError, Option<AttemptFailure>)> {
+        let (method, query, body, idempotency_key) = (
+            &req.method,
+            req.query,
+            req.body.as_deref(),
+            req.idempotency_key,
+        );
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
@@ -432,7 +370,7 @@ impl ZendeskClient {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(tp) = zengate_runtime::telemetry::current_traceparent()
+        if let Some(tp) = crate::trace::current_traceparent()
             && let Ok(v) = HeaderValue::from_str(&tp)
         {
             headers.insert(zengate_core::headers::TRACEPARENT, v);
@@ -495,14 +433,14 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClientError>
 
 /// Maps a `reqwest` failure to a typed error and how far the request got.
 /// The message names the cause chain but never a header.
-fn transport_error(e: reqwest::Error) -> (ClientError, Option<Failure>) {
+fn transport_error(e: reqwest::Error) -> (ClientError, Option<AttemptFailure>) {
     if e.is_timeout() {
-        return (ClientError::Timeout, Some(Failure::AfterSend));
+        return (ClientError::Timeout, Some(AttemptFailure::AfterSend));
     }
     let failure = if e.is_connect() {
-        Failure::Connect
+        AttemptFailure::Connect
     } else {
-        Failure::AfterSend
+        AttemptFailure::AfterSend
     };
     let e = e.without_url();
     let mut msg = e.to_string();
@@ -520,7 +458,7 @@ fn transport_error(e: reqwest::Error) -> (ClientError, Option<Failure>) {
 fn classify_status(
     path: &str,
     answer: &Answer,
-) -> (ClientError, Option<Failure>, Option<Duration>) {
+) -> (ClientError, Option<AttemptFailure>, Option<Duration>) {
     let status = answer.status.as_u16();
     let (error, description) = wire::parse_error_body(&answer.body);
     match status {
@@ -536,7 +474,7 @@ fn classify_status(
             ClientError::RateLimited {
                 retry_after: answer.retry_after,
             },
-            Some(Failure::Refused),
+            Some(AttemptFailure::Refused),
             answer.retry_after,
         ),
         400 if error.as_deref() == Some("IdempotentRequestError") => {
@@ -544,8 +482,8 @@ fn classify_status(
         }
         _ => {
             let failure = match status {
-                503 => Some(Failure::Refused),
-                500..=599 => Some(Failure::ServerError),
+                503 => Some(AttemptFailure::Refused),
+                500..=599 => Some(AttemptFailure::ServerError),
                 _ => None,
             };
             let error = error.unwrap_or_else(|| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 use zengate_core::Secret;
-use zengate_runtime::{ConfigError, Env};
+use zengate_core::env::{ConfigError, Env};
 
 /// How the client authenticates. Both variants keep the secret part in a
 /// [`Secret`], so `Debug` never shows it.

@@ -24,7 +24,9 @@ mod client;
 mod config;
 mod error;
 mod model;
+mod request;
 mod retry;
+mod trace;
 mod wire;
 
 pub use client::ZendeskClient;

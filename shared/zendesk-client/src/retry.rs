@@ -23,7 +23,7 @@ pub(crate) enum Replay {
 
 /// The outcome of one attempt, reduced to what the retry decision needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum AttemptFailure {
     /// The connection could not be established: nothing was sent.
     Connect,
     /// Timed out or broke after (maybe) sending.
@@ -34,10 +34,10 @@ pub(crate) enum Failure {
     ServerError,
 }
 
-pub(crate) fn may_retry(replay: Replay, failure: Failure) -> bool {
+pub(crate) fn may_retry(replay: Replay, failure: AttemptFailure) -> bool {
     match failure {
-        Failure::Connect | Failure::Refused => true,
-        Failure::AfterSend | Failure::ServerError => replay != Replay::Unsafe,
+        AttemptFailure::Connect | AttemptFailure::Refused => true,
+        AttemptFailure::AfterSend | AttemptFailure::ServerError => replay != Replay::Unsafe,
     }
 }
 
@@ -97,11 +97,11 @@ mod tests {
 
     #[test]
     fn put_is_retried_only_when_provably_not_applied() {
-        assert!(may_retry(Replay::Unsafe, Failure::Connect));
-        assert!(may_retry(Replay::Unsafe, Failure::Refused));
-        assert!(!may_retry(Replay::Unsafe, Failure::AfterSend));
-        assert!(!may_retry(Replay::Unsafe, Failure::ServerError));
-        assert!(may_retry(Replay::Keyed, Failure::ServerError));
-        assert!(may_retry(Replay::Safe, Failure::AfterSend));
+        assert!(may_retry(Replay::Unsafe, AttemptFailure::Connect));
+        assert!(may_retry(Replay::Unsafe, AttemptFailure::Refused));
+        assert!(!may_retry(Replay::Unsafe, AttemptFailure::AfterSend));
+        assert!(!may_retry(Replay::Unsafe, AttemptFailure::ServerError));
+        assert!(may_retry(Replay::Keyed, AttemptFailure::ServerError));
+        assert!(may_retry(Replay::Safe, AttemptFailure::AfterSend));
     }
 }

@@ -2,6 +2,7 @@
 //! needs no I/O. Kept free of network crates so it can be fuzzed and reused by
 //! every service, the CLI and the simulator alike.
 
+pub mod env;
 pub mod envelope;
 pub mod events;
 pub mod headers;

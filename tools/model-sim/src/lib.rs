@@ -3,12 +3,16 @@
 //! Messages (`POST /v1/messages`) wire formats and answers from a script: a
 //! queue of replies (tool calls, final text, HTTP errors with `Retry-After`,
 //! garbage, delays). It records every request so tests can assert request
-//! shapes, and checks that tool calls are answered in the next request.
+//! shapes, and checks that tool calls are answered in the next request and
+//! that the request follows the documented schema (see [`shape`]). It can
+//! also act like an OpenAI reasoning model that refuses some parameters
+//! ([`ModelSimHandle::refuse_params`]).
 //!
 //! Tests start it in-process ([`ModelSim::start`]); other processes push
 //! replies with `POST /__sim/script` and read `GET /__sim/requests`.
 
 mod script;
+pub mod shape;
 mod wire;
 
 use std::collections::VecDeque;
@@ -47,14 +51,29 @@ struct Inner {
     pending: Vec<String>,
     failures: Vec<String>,
     next_call: u64,
-    /// Required API key (`Authorization: Bearer` or `x-api-key`), if any.
+    /// Required API key (`Authorization: Bearer`, Azure's `api-key` or
+    /// Anthropic's `x-api-key`), if any.
     api_key: Option<String>,
+    /// Chat Completions parameters answered with a 400
+    /// `unsupported_parameter`, as OpenAI's reasoning models do.
+    refused_params: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
 
 fn with<T>(shared: &Shared, f: impl FnOnce(&mut Inner) -> T) -> T {
     f(&mut shared.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// What the stack's simulator answers once its script is used up: a valid
+/// drafter answer handing the ticket to a person.
+pub fn review_note() -> Reply {
+    Reply::json(&json!({
+        "action": "internal_note",
+        "body": "Drafted by the model simulator: please review this ticket.",
+        "reasons": ["model-sim default reply"],
+        "confidence": 0.5,
+    }))
 }
 
 /// Starts simulators.
@@ -74,6 +93,7 @@ impl ModelSim {
             failures: Vec::new(),
             next_call: 0,
             api_key: None,
+            refused_params: Vec::new(),
         }));
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
@@ -137,6 +157,14 @@ impl ModelSimHandle {
         with(&self.shared, |s| s.api_key = Some(key.to_owned()));
     }
 
+    /// Answer Chat Completions requests carrying any of `params` (e.g.
+    /// `max_tokens`, `temperature`) with OpenAI's 400 `unsupported_parameter`.
+    pub fn refuse_params(&self, params: &[&str]) {
+        with(&self.shared, |s| {
+            s.refused_params = params.iter().map(|p| (*p).to_owned()).collect();
+        });
+    }
+
     /// Every model request received, in order.
     pub fn calls(&self) -> Vec<RecordedCall> {
         with(&self.shared, |s| s.calls.clone())
@@ -176,26 +204,11 @@ async fn anthropic(State(shared): State<Shared>, headers: HeaderMap, body: Bytes
 fn authorized(api: Api, headers: &HeaderMap, key: &str) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match api {
-        Api::OpenAi => get("authorization") == Some(&format!("Bearer {key}")),
+        Api::OpenAi => {
+            get("authorization") == Some(&format!("Bearer {key}")) || get("api-key") == Some(key)
+        }
         Api::Anthropic => get("x-api-key") == Some(key) && get("anthropic-version").is_some(),
     }
-}
-
-/// Checks the request's basic shape for its API; returns the problem.
-fn shape_problem(api: Api, body: &Value) -> Option<String> {
-    if !body.is_object() {
-        return Some("the body is not a JSON object".to_owned());
-    }
-    if body["model"].as_str().is_none_or(str::is_empty) {
-        return Some("model is missing".to_owned());
-    }
-    if !body["messages"].is_array() {
-        return Some("messages is missing".to_owned());
-    }
-    if api == Api::Anthropic && body["max_tokens"].as_u64().is_none() {
-        return Some("max_tokens is required by the Messages API".to_owned());
-    }
-    None
 }
 
 async fn answer(shared: &Shared, api: Api, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -227,9 +240,19 @@ async fn answer(shared: &Shared, api: Api, headers: &HeaderMap, body: &[u8]) -> 
         {
             return Err(StatusCode::UNAUTHORIZED);
         }
-        if let Some(problem) = shape_problem(api, &parsed) {
+        if let Some(problem) = shape::problem(api, &parsed) {
             s.failures.push(format!("malformed request: {problem}"));
             return Err(StatusCode::BAD_REQUEST);
+        }
+        if api == Api::OpenAi
+            && let Some(param) = s
+                .refused_params
+                .iter()
+                .find(|p| parsed.get(p.as_str()).is_some())
+        {
+            let param = param.clone();
+            s.failures.push(format!("unsupported parameter: {param}"));
+            return Ok(Err(param));
         }
         for id in std::mem::take(&mut s.pending) {
             if !answered.contains(&id) {
@@ -237,7 +260,7 @@ async fn answer(shared: &Shared, api: Api, headers: &HeaderMap, body: &[u8]) -> 
             }
         }
         match s.script.pop_front().or_else(|| s.default_reply.clone()) {
-            Some(reply) => Ok(reply),
+            Some(reply) => Ok(Ok(reply)),
             None => {
                 s.failures
                     .push("a request arrived with no scripted reply".to_owned());
@@ -246,7 +269,8 @@ async fn answer(shared: &Shared, api: Api, headers: &HeaderMap, body: &[u8]) -> 
         }
     });
     let mut reply = match step {
-        Ok(r) => r,
+        Ok(Ok(r)) => r,
+        Ok(Err(param)) => return wire::unsupported_parameter(&param),
         Err(status) => return wire::failure(api, status.as_u16(), None),
     };
     while let Reply::Delay { delay, then } = reply {

@@ -4,8 +4,7 @@
 //! to end without a real provider.
 
 use anyhow::Context as _;
-use model_sim::{ModelSim, Reply};
-use serde_json::json;
+use model_sim::ModelSim;
 use zengate_runtime::{Env, Shutdown, telemetry};
 
 #[tokio::main]
@@ -19,12 +18,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let handle = ModelSim::start(listener).await?;
-    handle.set_default_reply(Some(Reply::json(&json!({
-        "action": "internal_note",
-        "body": "Drafted by the model simulator: please review this ticket.",
-        "reasons": ["model-sim default reply"],
-        "confidence": 0.5,
-    }))));
+    handle.set_default_reply(Some(model_sim::review_note()));
     tracing::info!(base_url = %handle.base_url(), "set DRAFTER_BASE_URL to this");
     shutdown.wait().await;
     handle.shutdown().await;

@@ -97,3 +97,15 @@ pub fn failure(api: Api, status: u16, retry_after: Option<u64>) -> Response {
     }
     resp
 }
+
+/// OpenAI's answer to a parameter the model does not support (what its
+/// reasoning models say about `max_tokens` or `temperature`).
+pub fn unsupported_parameter(param: &str) -> Response {
+    let body = json!({"error": {
+        "message": format!("Unsupported parameter: '{param}' is not supported with this model."),
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "unsupported_parameter",
+    }});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}

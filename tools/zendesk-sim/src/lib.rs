@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{DEFAULT_FIRST_TICKET_ID, SimConfig, WebhookTarget};
 pub use help_center::SimArticle;
-pub use store::{Delivery, Fault, RecordedRequest, SimComment, SimTicket, SimUser};
+pub use store::{Fault, RecordedRequest, SimComment, SimTicket, SimUser, WebhookDelivery};
 
 use store::{Change, Store};
 
@@ -266,7 +266,7 @@ impl SimHandle {
     }
 
     /// Webhook deliveries so far (attempts, last status, delivered).
-    pub fn deliveries(&self) -> Vec<Delivery> {
+    pub fn deliveries(&self) -> Vec<WebhookDelivery> {
         self.shared.with_store(|s| s.deliveries.clone())
     }
 

@@ -133,7 +133,7 @@ mod opt_millis {
 
 /// The result of a webhook delivery, for inspection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
+pub struct WebhookDelivery {
     pub event_id: String,
     pub event_type: String,
     pub ticket_id: u64,
@@ -173,7 +173,7 @@ pub(crate) struct Store {
     /// The most recent API requests, oldest dropped beyond [`MAX_RECORDED`].
     pub requests: VecDeque<RecordedRequest>,
     pub faults: Vec<Fault>,
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<WebhookDelivery>,
     /// Help Center articles (seeded, plus any added by a test).
     pub articles: Vec<SimArticle>,
     next_ticket_id: u64,

@@ -11,7 +11,7 @@ use zengate_core::signature::sign;
 
 use crate::Shared;
 use crate::config::WebhookTarget;
-use crate::store::{Change, Delivery, SimTicket, now_rfc3339};
+use crate::store::{Change, SimTicket, WebhookDelivery, now_rfc3339};
 
 /// Zendesk waits this long for a receiver.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(12);
@@ -124,7 +124,7 @@ pub(crate) async fn run(
             Err(_) => continue,
         };
         let index = shared.with_store(|s| {
-            s.deliveries.push(Delivery {
+            s.deliveries.push(WebhookDelivery {
                 event_id: event_id.clone(),
                 event_type: event_type.clone(),
                 ticket_id,

@@ -1,6 +1,8 @@
 //! `DRAFTER*` settings: which drafter proposes (rules or a model), where the
-//! model is served, with which key, and the bounds of one draft (steps,
-//! tokens, wall time). Every problem names the variable at fault.
+//! model is served, with which key and in which request dialect (token
+//! limit field, auth header, structured output), and the bounds of one
+//! draft (steps, tokens, wall time). Every problem names the variable at
+//! fault.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +46,44 @@ impl Provider {
     }
 }
 
+/// Which Chat Completions field carries the completion-token limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxTokensField {
+    /// `max_tokens`: what OpenAI-compatible servers accept.
+    MaxTokens,
+    /// `max_completion_tokens`: what OpenAI's API documents (`max_tokens`
+    /// is deprecated there and refused by its reasoning models).
+    MaxCompletionTokens,
+}
+
+impl MaxTokensField {
+    /// The JSON field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
+}
+
+/// How the API key reaches an OpenAI-compatible server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenAiAuth {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// `api-key: <key>` (Azure OpenAI keys).
+    ApiKey,
+}
+
+/// Whether Chat Completions requests ask for schema-constrained output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// No `response_format`: the output contract is only in the prompt.
+    None,
+    /// `response_format: {type: json_schema, …}` with the answer schema.
+    JsonSchema,
+}
+
 /// What a draft falls back to when the model's output stays invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {
@@ -62,6 +102,12 @@ pub struct ModelConfig {
     pub model: String,
     /// Redacted in `Debug`.
     pub api_key: Option<Secret>,
+    /// Chat Completions only: how the key is sent.
+    pub auth: OpenAiAuth,
+    /// Chat Completions only: the token limit's field name.
+    pub max_tokens_field: MaxTokensField,
+    /// Chat Completions only: structured output.
+    pub response_format: ResponseFormat,
     pub temperature: Option<f32>,
     /// Completion tokens per model call.
     pub max_tokens: u32,
@@ -124,6 +170,42 @@ fn base_url(raw: &str, has_key: bool) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The official OpenAI API host, which documents `max_completion_tokens`.
+const OPENAI_HOST: &str = "api.openai.com";
+
+/// `var` as one of `options` (case-insensitive); `None` when unset.
+fn choice<T: Copy>(env: &Env, var: &str, options: &[(&str, T)]) -> Result<Option<T>, ConfigError> {
+    let Some(raw) = env.get(var) else {
+        return Ok(None);
+    };
+    let raw = raw.trim().to_ascii_lowercase();
+    match options.iter().find(|(name, _)| *name == raw) {
+        Some((_, value)) => Ok(Some(*value)),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+            Err(ConfigError::invalid(
+                var,
+                format!("expected one of {}", names.join(", ")),
+            ))
+        }
+    }
+}
+
+/// A Chat Completions setting: refused with another provider, where it
+/// would silently do nothing.
+fn openai_choice<T: Copy>(
+    env: &Env,
+    provider: Provider,
+    var: &str,
+    options: &[(&str, T)],
+) -> Result<Option<T>, ConfigError> {
+    let value = choice(env, var, options)?;
+    if value.is_some() && provider != Provider::OpenAi {
+        return Err(ConfigError::invalid(var, "only applies to DRAFTER=openai"));
+    }
+    Ok(value)
+}
+
 fn positive<T: PartialOrd + Copy + std::fmt::Display>(
     var: &str,
     value: T,
@@ -141,21 +223,13 @@ fn positive<T: PartialOrd + Copy + std::fmt::Display>(
 
 impl DrafterConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let provider = match env
-            .string_or("DRAFTER", "rules")
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
-            "rules" => return Ok(Self::default()),
-            "openai" => Provider::OpenAi,
-            "anthropic" => Provider::Anthropic,
-            _ => {
-                return Err(ConfigError::invalid(
-                    "DRAFTER",
-                    "expected rules, openai or anthropic",
-                ));
-            }
+        let drafters = [
+            ("rules", None),
+            ("openai", Some(Provider::OpenAi)),
+            ("anthropic", Some(Provider::Anthropic)),
+        ];
+        let Some(provider) = choice(env, "DRAFTER", &drafters)?.flatten() else {
+            return Ok(Self::default());
         };
         let api_key = env.secret_opt("DRAFTER_API_KEY")?.filter(|k| !k.is_empty());
         let explicit_base = env.get("DRAFTER_BASE_URL");
@@ -172,6 +246,48 @@ impl DrafterConfig {
                 var: "DRAFTER_API_KEY".to_owned(),
             });
         }
+        let auth = openai_choice(
+            env,
+            provider,
+            "DRAFTER_AUTH",
+            &[
+                ("bearer", OpenAiAuth::Bearer),
+                ("api-key", OpenAiAuth::ApiKey),
+            ],
+        )?
+        .unwrap_or(OpenAiAuth::Bearer);
+        if auth == OpenAiAuth::ApiKey && api_key.is_none() {
+            return Err(ConfigError::Missing {
+                var: "DRAFTER_API_KEY".to_owned(),
+            });
+        }
+        let official = base_url
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(OPENAI_HOST));
+        let max_tokens_field = openai_choice(
+            env,
+            provider,
+            "DRAFTER_MAX_TOKENS_FIELD",
+            &[
+                ("max_tokens", MaxTokensField::MaxTokens),
+                ("max_completion_tokens", MaxTokensField::MaxCompletionTokens),
+            ],
+        )?
+        .unwrap_or(if official {
+            MaxTokensField::MaxCompletionTokens
+        } else {
+            MaxTokensField::MaxTokens
+        });
+        let response_format = openai_choice(
+            env,
+            provider,
+            "DRAFTER_RESPONSE_FORMAT",
+            &[
+                ("none", ResponseFormat::None),
+                ("json_schema", ResponseFormat::JsonSchema),
+            ],
+        )?
+        .unwrap_or(ResponseFormat::None);
         let model = env.required("DRAFTER_MODEL")?.trim().to_owned();
         if model.is_empty() || model.len() > 200 {
             return Err(ConfigError::invalid(
@@ -229,16 +345,12 @@ impl DrafterConfig {
                 ));
             }
         }
-        let fallback = match env.string_or("DRAFTER_FALLBACK", "rules").trim() {
-            "rules" => Fallback::Rules,
-            "human" => Fallback::Human,
-            _ => {
-                return Err(ConfigError::invalid(
-                    "DRAFTER_FALLBACK",
-                    "expected rules or human",
-                ));
-            }
-        };
+        let fallback = choice(
+            env,
+            "DRAFTER_FALLBACK",
+            &[("rules", Fallback::Rules), ("human", Fallback::Human)],
+        )?
+        .unwrap_or(Fallback::Rules);
         let price = |var: &str| -> Result<f64, ConfigError> {
             let p = env.parse_or(var, 0.0f64)?;
             if !p.is_finite() || p < 0.0 {
@@ -252,6 +364,9 @@ impl DrafterConfig {
                 base_url,
                 model,
                 api_key,
+                auth,
+                max_tokens_field,
+                response_format,
                 temperature,
                 max_tokens,
                 timeout,
@@ -307,6 +422,9 @@ mod tests {
         assert_eq!(c.max_steps, 6);
         assert_eq!(c.timeout, Duration::from_secs(60));
         assert_eq!(c.fallback, Fallback::Rules);
+        assert_eq!(c.auth, OpenAiAuth::Bearer);
+        assert_eq!(c.response_format, ResponseFormat::None);
+        assert_eq!(c.temperature, None);
         assert!(!format!("{c:?}").contains("sk-very-secret"));
         let a = cfg(&[
             ("DRAFTER", "anthropic"),
@@ -318,6 +436,108 @@ mod tests {
         .model
         .unwrap();
         assert_eq!(a.endpoint(), "http://127.0.0.1:9/v1/messages");
+    }
+
+    #[test]
+    fn token_limit_field_follows_the_host_unless_set() {
+        let field = |pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                ("DRAFTER", "openai"),
+                ("DRAFTER_MODEL", "o4-mini"),
+                ("DRAFTER_API_KEY", "k"),
+            ];
+            all.extend_from_slice(pairs);
+            cfg(&all).unwrap().model.unwrap().max_tokens_field
+        };
+        assert_eq!(field(&[]), MaxTokensField::MaxCompletionTokens);
+        assert_eq!(
+            field(&[("DRAFTER_BASE_URL", "https://API.OpenAI.com/v1/")]),
+            MaxTokensField::MaxCompletionTokens
+        );
+        assert_eq!(
+            field(&[("DRAFTER_BASE_URL", "https://litellm.internal/v1")]),
+            MaxTokensField::MaxTokens
+        );
+        assert_eq!(
+            field(&[(
+                "DRAFTER_BASE_URL",
+                "https://acme.openai.azure.com/openai/v1"
+            )]),
+            MaxTokensField::MaxTokens
+        );
+        assert_eq!(
+            field(&[("DRAFTER_MAX_TOKENS_FIELD", "max_tokens")]),
+            MaxTokensField::MaxTokens
+        );
+        assert_eq!(
+            field(&[
+                (
+                    "DRAFTER_BASE_URL",
+                    "https://acme.openai.azure.com/openai/v1"
+                ),
+                ("DRAFTER_MAX_TOKENS_FIELD", "MAX_COMPLETION_TOKENS"),
+            ]),
+            MaxTokensField::MaxCompletionTokens
+        );
+    }
+
+    #[test]
+    fn azure_api_key_header_and_structured_output() {
+        let c = cfg(&[
+            ("DRAFTER", "openai"),
+            ("DRAFTER_MODEL", "my-gpt-deployment"),
+            ("DRAFTER_API_KEY", "azure-key"),
+            ("DRAFTER_AUTH", "api-key"),
+            (
+                "DRAFTER_BASE_URL",
+                "https://acme.openai.azure.com/openai/v1",
+            ),
+            ("DRAFTER_RESPONSE_FORMAT", "json_schema"),
+        ])
+        .unwrap()
+        .model
+        .unwrap();
+        assert_eq!(c.auth, OpenAiAuth::ApiKey);
+        assert_eq!(c.response_format, ResponseFormat::JsonSchema);
+        assert_eq!(
+            c.endpoint(),
+            "https://acme.openai.azure.com/openai/v1/chat/completions"
+        );
+        // The api-key header needs a key to send.
+        let e = cfg(&[
+            ("DRAFTER", "openai"),
+            ("DRAFTER_MODEL", "m"),
+            ("DRAFTER_AUTH", "api-key"),
+            ("DRAFTER_BASE_URL", "http://127.0.0.1:9/v1"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.to_string(), "DRAFTER_API_KEY is required but not set");
+    }
+
+    #[test]
+    fn chat_completions_settings_are_refused_for_anthropic() {
+        for var in [
+            "DRAFTER_AUTH",
+            "DRAFTER_MAX_TOKENS_FIELD",
+            "DRAFTER_RESPONSE_FORMAT",
+        ] {
+            let value = match var {
+                "DRAFTER_AUTH" => "bearer",
+                "DRAFTER_MAX_TOKENS_FIELD" => "max_tokens",
+                _ => "none",
+            };
+            let e = cfg(&[
+                ("DRAFTER", "anthropic"),
+                ("DRAFTER_MODEL", "m"),
+                ("DRAFTER_API_KEY", "k"),
+                (var, value),
+            ])
+            .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{var} is invalid: only applies to DRAFTER=openai")
+            );
+        }
     }
 
     #[test]
@@ -350,6 +570,9 @@ mod tests {
             ("DRAFTER_TIMEOUT", "soon"),
             ("DRAFTER_MAX_STEPS", "0"),
             ("DRAFTER_FALLBACK", "pray"),
+            ("DRAFTER_AUTH", "basic"),
+            ("DRAFTER_MAX_TOKENS_FIELD", "max_output_tokens"),
+            ("DRAFTER_RESPONSE_FORMAT", "json_object"),
             ("DRAFTER_PRICE_PROMPT_PER_1K", "-1"),
             ("DRAFTER_SYSTEM_PROMPT_FILE", "/nonexistent/prompt.txt"),
         ] {

@@ -4,14 +4,67 @@
 //! assistant `tool_calls` with JSON-text `arguments`, and `tool` messages
 //! answering them by `tool_call_id`.
 //!
-//! Compatible servers differ in small ways that are tolerated on input:
-//! `arguments` sent as an object instead of text, a missing call id, a
-//! missing `usage`.
+//! Servers differ on output: `arguments` sent as an object instead of
+//! text, a missing call id, a missing `usage` are tolerated. They differ on
+//! input too, which [`Options`] covers: OpenAI documents
+//! `max_completion_tokens` (its reasoning models refuse `max_tokens`, the
+//! only field many compatible servers know), and strict structured output
+//! (`response_format` of type `json_schema`) is opt-in because many
+//! compatible servers reject it. `temperature` is only sent when set
+//! (reasoning models refuse any value).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::chat::{ChatRequest, Message, Stop, ToolCall, Turn, Usage};
+use super::config::{MaxTokensField, ModelConfig, ResponseFormat};
+use super::{output, schema};
+
+/// The `json_schema.name` of the answer's response format.
+pub const SCHEMA_NAME: &str = "zengate_proposal";
+
+/// How this deployment's Chat Completions requests are shaped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub max_tokens_field: MaxTokensField,
+    /// The whole `response_format` value, built once; `None` sends none.
+    pub response_format: Option<Value>,
+}
+
+impl Options {
+    pub fn new(config: &ModelConfig) -> Self {
+        Self {
+            max_tokens_field: config.max_tokens_field,
+            response_format: match config.response_format {
+                ResponseFormat::None => None,
+                ResponseFormat::JsonSchema => Some(response_format()),
+            },
+        }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_tokens_field: MaxTokensField::MaxTokens,
+            response_format: None,
+        }
+    }
+}
+
+/// `response_format` asking for the answer schema in its strict form. The
+/// worker still checks every answer against the full schema.
+pub fn response_format() -> Value {
+    json!({
+        "type": "json_schema",
+        "json_schema": {
+            "name": SCHEMA_NAME,
+            "description": "The proposed action on the ticket, for a human to approve.",
+            "schema": schema::strict(&output::schema()),
+            "strict": true,
+        },
+    })
+}
 
 #[derive(Serialize)]
 struct Request<'a> {
@@ -23,12 +76,17 @@ struct Request<'a> {
     tool_choice: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
-    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a Value>,
     stream: bool,
 }
 
 /// The request body.
-pub fn encode(req: &ChatRequest<'_>) -> Result<Vec<u8>, serde_json::Error> {
+pub fn encode(req: &ChatRequest<'_>, options: &Options) -> Result<Vec<u8>, serde_json::Error> {
     let mut messages = vec![json!({"role": "system", "content": req.system})];
     for m in req.messages {
         match m {
@@ -80,7 +138,11 @@ pub fn encode(req: &ChatRequest<'_>) -> Result<Vec<u8>, serde_json::Error> {
         tools,
         messages,
         temperature: req.temperature,
-        max_tokens: req.max_tokens,
+        max_tokens: (options.max_tokens_field == MaxTokensField::MaxTokens)
+            .then_some(req.max_tokens),
+        max_completion_tokens: (options.max_tokens_field == MaxTokensField::MaxCompletionTokens)
+            .then_some(req.max_tokens),
+        response_format: options.response_format.as_ref(),
         stream: false,
     })
 }
@@ -188,15 +250,15 @@ mod tests {
     fn request_shape_matches_chat_completions() {
         let (messages, tools) =
             tool_round(None, ("call_1", "get_ticket", "{}"), ("{\"id\":1}", false));
-        let body = encode(&ChatRequest {
+        let req = ChatRequest {
             model: "m",
             system: "sys",
             messages: &messages,
             tools: &tools,
             temperature: Some(0.5),
             max_tokens: 100,
-        })
-        .unwrap();
+        };
+        let body = encode(&req, &Options::default()).unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
@@ -216,6 +278,30 @@ mod tests {
                 "max_tokens": 100,
                 "stream": false,
             })
+        );
+
+        // OpenAI's own dialect: the documented token field, no temperature
+        // unless set, and the strict answer schema.
+        let options = Options {
+            max_tokens_field: MaxTokensField::MaxCompletionTokens,
+            response_format: Some(response_format()),
+        };
+        let req = ChatRequest {
+            temperature: None,
+            ..req
+        };
+        let v: Value = serde_json::from_slice(&encode(&req, &options).unwrap()).unwrap();
+        assert_eq!(v["max_completion_tokens"], 100);
+        for absent in ["max_tokens", "temperature"] {
+            assert!(v.get(absent).is_none(), "{absent}: {v}");
+        }
+        let format = &v["response_format"];
+        assert_eq!(format["type"], "json_schema");
+        assert_eq!(format["json_schema"]["name"], SCHEMA_NAME);
+        assert_eq!(format["json_schema"]["strict"], true);
+        assert_eq!(
+            format["json_schema"]["schema"],
+            schema::strict(&output::schema())
         );
     }
 

@@ -25,14 +25,14 @@ pub fn schema() -> Value {
         "additionalProperties": false,
         "required": ["action", "reasons", "confidence"],
         "properties": {
-            "action": {"enum": ["reply", "internal_note", "fields"]},
+            "action": {"type": "string", "enum": ["reply", "internal_note", "fields"]},
             "body": {"type": "string", "maxLength": MAX_BODY_CHARS},
             "fields": {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "status": {"enum": STATUSES},
-                    "priority": {"enum": PRIORITIES},
+                    "status": {"type": "string", "enum": STATUSES},
+                    "priority": {"type": "string", "enum": PRIORITIES},
                     "add_tags": {
                         "type": "array",
                         "maxItems": 10,
@@ -99,9 +99,12 @@ fn tag_ok(tag: &str) -> bool {
 /// this draft. The error lists every problem (shown to the model for its one
 /// repair attempt).
 pub fn parse(text: &str, seen: &BTreeMap<String, Citation>) -> Result<Parsed, Vec<String>> {
-    let Some(value) = json_object(text) else {
+    let Some(mut value) = json_object(text) else {
         return Err(vec!["the answer is not a JSON object".to_owned()]);
     };
+    // Strict structured output (and many models unprompted) send `null`
+    // for an absent optional property.
+    schema::drop_null_properties(&mut value);
     let mut problems = schema::validate(&schema(), &value);
     if !problems.is_empty() {
         return Err(problems);
@@ -198,6 +201,29 @@ mod tests {
         );
         assert_eq!(p.confidence_pct, 83);
         assert_eq!(p.citations.len(), 1);
+    }
+
+    #[test]
+    fn accepts_the_strict_form_with_null_for_absent_properties() {
+        let text = r#"{"action":"internal_note","body":"Check the invoice.","fields":{"status":null,"priority":"high","add_tags":null},"reasons":["billing"],"citations":null,"confidence":0.5}"#;
+        let p = parse(text, &seen()).unwrap();
+        assert_eq!(
+            p.draft,
+            Draft::InternalNote {
+                body: "Check the invoice.".into(),
+                fields: FieldChanges {
+                    priority: Some("high".into()),
+                    ..FieldChanges::default()
+                }
+            }
+        );
+        assert!(p.citations.is_empty());
+        let errors = parse(
+            r#"{"action":null,"body":"b","reasons":["x"],"confidence":1}"#,
+            &seen(),
+        )
+        .unwrap_err();
+        assert_eq!(errors, vec!["/: missing required property \"action\""]);
     }
 
     #[test]

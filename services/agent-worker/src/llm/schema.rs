@@ -2,9 +2,14 @@
 //! use (`type`, `enum`, `required`, `properties`, `additionalProperties:
 //! false`, `minLength`/`maxLength`, `minItems`/`maxItems`, `items`,
 //! `minimum`/`maximum`). The same schema values are sent to the model, so
-//! what the model is told and what is enforced cannot drift apart.
+//! what the model is told and what is enforced cannot drift apart; the
+//! strict structured-output form of a schema is derived here too.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// Keywords strict structured output does not accept; [`validate`] still
+/// enforces them.
+const NOT_STRICT: [&str; 2] = ["minLength", "maxLength"];
 
 /// Every violation of `schema` by `value`, each prefixed by its JSON pointer.
 pub fn validate(schema: &Value, value: &Value) -> Vec<String> {
@@ -119,6 +124,81 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     }
 }
 
+/// `schema` in the form strict structured output requires: every object
+/// with properties is closed and lists all of them as required, the
+/// optional ones made nullable, and keywords it does not accept are left
+/// out. An answer in this form, once [`drop_null_properties`] removed its
+/// nulls, is what [`validate`] checks against the original `schema`.
+pub fn strict(schema: &Value) -> Value {
+    strict_node(schema, false)
+}
+
+fn strict_node(schema: &Value, nullable: bool) -> Value {
+    let Some(map) = schema.as_object() else {
+        return schema.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in map {
+        match k.as_str() {
+            "properties" | "required" => {}
+            "items" => {
+                out.insert(k.clone(), strict_node(v, false));
+            }
+            _ if NOT_STRICT.contains(&k.as_str()) => {}
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if let Some(props) = map.get("properties").and_then(Value::as_object) {
+        let required: Vec<&str> = map
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let strict_props: Map<String, Value> = props
+            .iter()
+            .map(|(name, sub)| {
+                (
+                    name.clone(),
+                    strict_node(sub, !required.contains(&name.as_str())),
+                )
+            })
+            .collect();
+        out.insert(
+            "required".to_owned(),
+            Value::Array(props.keys().cloned().map(Value::String).collect()),
+        );
+        out.insert("properties".to_owned(), Value::Object(strict_props));
+        out.insert("additionalProperties".to_owned(), Value::Bool(false));
+    }
+    if nullable {
+        if let Some(t) = out.get("type").and_then(Value::as_str) {
+            let t = t.to_owned();
+            out.insert("type".to_owned(), serde_json::json!([t, "null"]));
+        }
+        if let Some(Value::Array(allowed)) = out.get_mut("enum") {
+            allowed.push(Value::Null);
+        }
+    }
+    Value::Object(out)
+}
+
+/// Removes every object property whose value is `null`, at any depth: how a
+/// strict-mode answer says "absent".
+pub fn drop_null_properties(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_null_properties);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_null_properties),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +232,53 @@ mod tests {
         assert_eq!(
             validate(&schema, &json!({"a": "x"})),
             vec!["/: missing required property \"b\""]
+        );
+    }
+
+    #[test]
+    fn strict_form_requires_every_property_and_nulls_the_optional_ones() {
+        let schema = json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["a"],
+            "properties": {
+                "a": {"type": "string", "enum": ["x", "y"]},
+                "b": {"type": "string", "maxLength": 3},
+                "c": {
+                    "type": "object",
+                    "properties": {"d": {"type": "string", "enum": ["z"]}},
+                },
+                "e": {"type": "array", "maxItems": 2, "items": {"type": "string", "minLength": 1}},
+            },
+        });
+        assert_eq!(
+            strict(&schema),
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["a", "b", "c", "e"],
+                "properties": {
+                    "a": {"type": "string", "enum": ["x", "y"]},
+                    "b": {"type": ["string", "null"]},
+                    "c": {
+                        "type": ["object", "null"],
+                        "additionalProperties": false,
+                        "required": ["d"],
+                        "properties": {"d": {"type": ["string", "null"], "enum": ["z", null]}},
+                    },
+                    "e": {"type": ["array", "null"], "maxItems": 2, "items": {"type": "string"}},
+                },
+            })
+        );
+        let mut answer = json!({"a": "x", "b": null, "c": {"d": null}, "e": null});
+        drop_null_properties(&mut answer);
+        assert_eq!(answer, json!({"a": "x", "c": {}}));
+        assert!(validate(&schema, &answer).is_empty());
+        let mut missing = json!({"a": null});
+        drop_null_properties(&mut missing);
+        assert_eq!(
+            validate(&schema, &missing),
+            vec!["/: missing required property \"a\""]
         );
     }
 }

@@ -1,4 +1,5 @@
-//! One model call over HTTP: the provider's endpoint and auth headers, a
+//! One model call over HTTP: the provider's endpoint and auth headers
+//! (`Authorization: Bearer`, Azure's `api-key`, Anthropic's `x-api-key`), a
 //! bounded body, and retries on 429, 5xx, timeouts and unreadable answers
 //! with capped exponential backoff, honouring `Retry-After`. Redirects are
 //! never followed (they could carry the API key elsewhere); nothing here
@@ -11,7 +12,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use tracing::Instrument;
 
 use super::chat::{ChatRequest, Turn};
-use super::config::{ModelConfig, Provider};
+use super::config::{ModelConfig, OpenAiAuth, Provider};
 use super::{anthropic, openai};
 
 /// Largest answer read.
@@ -47,6 +48,7 @@ pub struct ModelClient {
     http: reqwest::Client,
     endpoint: String,
     provider: Provider,
+    openai: openai::Options,
     headers: HeaderMap,
     max_retries: u32,
 }
@@ -80,10 +82,16 @@ impl ModelClient {
         match config.provider {
             Provider::OpenAi => {
                 if let Some(key) = key {
-                    let mut v =
-                        HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| bad_key())?;
+                    let (name, value) = match config.auth {
+                        OpenAiAuth::Bearer => (
+                            reqwest::header::AUTHORIZATION.as_str(),
+                            format!("Bearer {key}"),
+                        ),
+                        OpenAiAuth::ApiKey => ("api-key", key.to_owned()),
+                    };
+                    let mut v = HeaderValue::from_str(&value).map_err(|_| bad_key())?;
                     v.set_sensitive(true);
-                    headers.insert(reqwest::header::AUTHORIZATION, v);
+                    headers.insert(name, v);
                 }
             }
             Provider::Anthropic => {
@@ -108,6 +116,7 @@ impl ModelClient {
             http,
             endpoint: config.endpoint(),
             provider: config.provider,
+            openai: openai::Options::new(config),
             headers,
             max_retries: config.max_retries,
         })
@@ -120,7 +129,7 @@ impl ModelClient {
         deadline: Instant,
     ) -> Result<Turn, CallError> {
         let body = match self.provider {
-            Provider::OpenAi => openai::encode(req),
+            Provider::OpenAi => openai::encode(req, &self.openai),
             Provider::Anthropic => anthropic::encode(req),
         }
         .map_err(|e| CallError::Config(format!("cannot encode the request: {e}")))?;
@@ -208,7 +217,10 @@ impl ModelClient {
             };
             return decoded.map_err(|e| Attempt::Again(format!("unreadable answer: {e}"), None));
         }
-        let what = format!("HTTP {}", status.as_u16());
+        let what = match error_code(&buf) {
+            Some(code) => format!("HTTP {} ({code})", status.as_u16()),
+            None => format!("HTTP {}", status.as_u16()),
+        };
         match status {
             StatusCode::BAD_REQUEST
             | StatusCode::PAYLOAD_TOO_LARGE
@@ -225,6 +237,30 @@ impl ModelClient {
             })),
         }
     }
+}
+
+/// The machine-readable part of a provider error body: OpenAI's
+/// `error.code` and `error.param` (`unsupported_parameter: max_tokens`) or
+/// Anthropic's `error.type`. Never the free-text message, which may quote
+/// the request.
+fn error_code(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let field = |name: &str| {
+        v["error"][name]
+            .as_str()
+            .filter(|s| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            })
+            .map(str::to_owned)
+    };
+    let code = field("code").or_else(|| field("type"))?;
+    Some(match field("param") {
+        Some(param) => format!("{code}: {param}"),
+        None => code,
+    })
 }
 
 enum Attempt {
@@ -253,6 +289,29 @@ mod tests {
         );
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn error_codes_but_never_messages() {
+        assert_eq!(
+            error_code(
+                br#"{"error":{"message":"Unsupported parameter: 'max_tokens' ...","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#
+            )
+            .as_deref(),
+            Some("unsupported_parameter: max_tokens")
+        );
+        assert_eq!(
+            error_code(
+                br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#
+            )
+            .as_deref(),
+            Some("rate_limit_error")
+        );
+        assert_eq!(
+            error_code(br#"{"error":{"code":"has spaces: quote"}}"#),
+            None
+        );
+        assert_eq!(error_code(b"<html>"), None);
     }
 
     #[test]

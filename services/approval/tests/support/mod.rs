@@ -8,14 +8,14 @@ pub mod webdriver;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use approval::auth::ApproverTokens;
-use approval::{Application, ApprovalConfig, OnTimeout};
+use approval::{Application, ApprovalConfig, ApproverTokens, OnTimeout};
 use async_nats::jetstream;
 use serde_json::Value;
 use time::OffsetDateTime;
 use zengate_core::Secret;
 use zengate_core::events::{
-    Action, ApprovalRequested, FieldChanges, ProposalContext, ProposalSource, V1, ZENGATE_STREAM,
+    Action, ActionOutcome, ApprovalRequested, AuthorRole, Citation, ConversationEntry, DraftInfo,
+    FieldChanges, ProposalContext, ProposalSource, V1, ZENGATE_STREAM, action_outcome_subject,
     approval_requested_subject,
 };
 use zengate_core::release::ReleaseKeys;
@@ -52,6 +52,8 @@ pub fn config(nats_url: &str, redis_url: &str) -> ApprovalConfig {
         auth_failure_limit: 20,
         auth_failure_window: Duration::from_secs(60),
         stream_ticket_ttl: Duration::from_secs(30),
+        retention: approval::retention::DEFAULT,
+        recent_limit: 1000,
     }
 }
 
@@ -86,6 +88,31 @@ impl Infra {
         let subject = approval_requested_subject(&req.account_id, req.action.ticket_id());
         self.js
             .publish(subject, serde_json::to_vec(req).unwrap().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Publishes the worker's outcome of `id` on `zengate.action.applied|failed.…`
+    /// (these tests stand in for the worker).
+    pub async fn publish_outcome(&self, id: &str, ticket: &str, error: Option<&str>) {
+        let outcome = ActionOutcome {
+            v: V1,
+            approval_id: id.to_owned(),
+            account_id: ACCOUNT.to_string(),
+            ticket_id: Some(ticket.to_owned()),
+            action_type: "reply".into(),
+            applied: error.is_none(),
+            error: error.map(str::to_owned),
+            result_id: error.is_none().then(|| "9001".to_owned()),
+            at: OffsetDateTime::now_utc(),
+        };
+        self.js
+            .publish(
+                action_outcome_subject(error.is_none(), &ACCOUNT.to_string(), Some(ticket)),
+                serde_json::to_vec(&outcome).unwrap().into(),
+            )
             .await
             .unwrap()
             .await
@@ -145,6 +172,17 @@ impl Svc {
 
     pub async fn stop(self) {
         self.0.stop().await;
+    }
+
+    /// `POST /v1/approvals/{id}/{verb}` (approve, reject, retry) without a
+    /// body; the status.
+    pub async fn act(&self, id: &str, verb: &str, token: &str) -> u16 {
+        self.post(&format!("/v1/approvals/{id}/{verb}"), Some(token))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     pub async fn item(&self, id: &str) -> Option<Value> {
@@ -238,6 +276,86 @@ pub fn reply_request(ticket: &str, body: &str) -> ApprovalRequested {
             ..ProposalContext::default()
         },
     }
+}
+
+/// A reply proposal carrying the whole picture a model-backed drafter gives:
+/// a conversation (customer and staff, one internal note), ticket fields, the
+/// agent UI link and the draft's provenance with cited articles.
+pub fn rich_request(ticket: &str, body: &str) -> ApprovalRequested {
+    let mut req = reply_request(ticket, body);
+    let entry = |author: &str, role, minutes: i64, public, body: &str| ConversationEntry {
+        author: author.into(),
+        role,
+        at: Some(
+            (OffsetDateTime::now_utc() - time::Duration::minutes(minutes))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        ),
+        public,
+        body: body.into(),
+    };
+    req.context = ProposalContext {
+        ticket_subject: Some(format!("Printer on fire #{ticket}")),
+        requester: Some("Ada Lovelace <ada@example.com>".into()),
+        last_comment: Some("It is still smoking.".into()),
+        status: Some("open".into()),
+        priority: Some("urgent".into()),
+        tags: vec!["hardware".into(), "vip".into()],
+        ticket_url: Some(format!("https://acme.zendesk.com/agent/tickets/{ticket}")),
+        conversation: vec![
+            entry(
+                "Ada Lovelace",
+                AuthorRole::Customer,
+                42,
+                true,
+                "My printer caught fire <script>alert(1)</script>",
+            ),
+            entry(
+                "Grace Hopper",
+                AuthorRole::Staff,
+                30,
+                true,
+                "Please unplug it and send us the serial number.",
+            ),
+            entry(
+                "Grace Hopper",
+                AuthorRole::Staff,
+                29,
+                false,
+                "Check the recall list before answering.",
+            ),
+            entry(
+                "Ada Lovelace",
+                AuthorRole::Customer,
+                5,
+                true,
+                "It is still smoking. Serial PX-1.",
+            ),
+        ],
+        draft: Some(DraftInfo {
+            drafter: "openai".into(),
+            model: Some("gpt-4o-mini".into()),
+            confidence_pct: Some(82),
+            citations: vec![
+                Citation {
+                    article_id: "501".into(),
+                    title: "Printer recall PX series".into(),
+                    url: Some("https://acme.zendesk.com/hc/articles/501".into()),
+                },
+                Citation {
+                    article_id: "502".into(),
+                    title: "Unsafe link".into(),
+                    url: Some("javascript:alert(2)".into()),
+                },
+            ],
+            needs_human: true,
+        }),
+    };
+    req.reasons = vec![
+        "customer reports a burning device".into(),
+        "PX-1 is on the recall list".into(),
+    ];
+    req
 }
 
 pub fn released_subject(ticket: &str) -> String {

@@ -184,6 +184,44 @@ impl Browser {
         .to_owned()
     }
 
+    /// Types `keys` on the page as a user would (not into one element): the
+    /// console's document-level shortcuts see them.
+    pub async fn press_keys(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for c in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": c.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": c.to_string()}));
+        }
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .await;
+    }
+
+    /// Resizes the browser window (CSS pixels).
+    pub async fn set_window(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// Attribute (or property) `name` of an element.
+    pub async fn attribute(&self, element: &str, name: &str) -> Option<String> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/attribute/{name}"),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
     pub async fn execute(&self, script: &str) -> Value {
         self.call(
             reqwest::Method::POST,
@@ -215,9 +253,9 @@ impl Browser {
     }
 }
 
-/// `target/artifacts/<name>` in the workspace.
+/// `target/screenshots/<name>` in the workspace (kept as test artefacts).
 pub fn artifact(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/artifacts")
+        .join("../../target/screenshots")
         .join(name)
 }

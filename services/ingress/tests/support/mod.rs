@@ -1,9 +1,12 @@
 //! `spawn_app` for ingress tests: private NATS + Redis, the app on port 0.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis_faults;
+
 use std::time::Duration;
 
 use ingress::{Application, IngressConfig};
+use redis_faults::Fault;
 use zengate_core::Secret;
 use zengate_core::events::ZENDESK_STREAM;
 use zengate_runtime::bus::ZendeskStreamSettings;
@@ -24,7 +27,9 @@ pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
         signature_max_age: None,
         dedup_horizon: Duration::from_secs(3600),
         publish_timeout: Duration::from_secs(3),
-        redis_timeout: Duration::from_millis(250),
+        redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
+        redis_probe_interval: Duration::from_millis(100),
+        max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
         stream: ZendeskStreamSettings::default(),
     }
 }
@@ -46,6 +51,20 @@ pub fn ticket_event(account: u64, id: &str, ticket: u64, action: &str) -> Vec<u8
         &format!("zen:ticket:{ticket}"),
         &format!(r#"{{"id":"{ticket}","subject":"Printer on fire"}}"#),
     )
+}
+
+/// A valid ticket event of exactly `len` bytes (padded inside `detail`).
+pub fn padded_ticket_event(id: &str, len: usize) -> Vec<u8> {
+    let text = String::from_utf8(ticket_event(42, id, 5, "created")).unwrap();
+    let with_pad = text.replacen(r#""detail":{"#, r#""detail":{"pad":"","#, 1);
+    let missing = len - with_pad.len();
+    with_pad
+        .replacen(
+            r#""pad":"""#,
+            &format!(r#""pad":"{}""#, "x".repeat(missing)),
+            1,
+        )
+        .into_bytes()
 }
 
 /// The ingress on port 0 over private NATS and Redis; derefs to the
@@ -70,14 +89,45 @@ impl TestApp {
     }
 
     pub async fn start_with(tweak: impl Fn(&mut IngressConfig)) -> Self {
+        Self::start_inner(tweak, None).await.0
+    }
+
+    /// An ingress that reaches its Redis through a proxy delaying every
+    /// request by `delay` (adjustable through the returned proxy).
+    pub async fn start_behind_slow_proxy(delay: Duration) -> (Self, Fault) {
+        let (app, proxy) = Self::start_inner(|_| {}, Some(delay)).await;
+        (app, proxy.expect("proxy started"))
+    }
+
+    async fn start_inner(
+        tweak: impl Fn(&mut IngressConfig),
+        slow_redis: Option<Duration>,
+    ) -> (Self, Option<Fault>) {
         let infra = Infra::start().await;
         let mut config = config(&infra.nats.url(), &infra.redis.url());
+        let mut proxy = None;
+        if let Some(delay) = slow_redis {
+            let upstream = format!("127.0.0.1:{}", infra.redis.port()).parse().unwrap();
+            let p = Fault::slow(upstream, delay).await;
+            config.redis = p.url().as_str().into();
+            proxy = Some(p);
+        }
         tweak(&mut config);
         let app = Application::build(config.clone())
             .await
             .expect("ingress builds");
         let svc = TestService::spawn(app.local_addr().unwrap(), |s| app.run(s));
-        Self { infra, svc, config }
+        (Self { infra, svc, config }, proxy)
+    }
+
+    /// Waits until `/metrics` shows `want` for `series`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        eventually(
+            &format!("{series} = {want}"),
+            Duration::from_secs(10),
+            || async { (self.metric(series).await == want).then_some(()) },
+        )
+        .await;
     }
 
     /// The webhook URL.

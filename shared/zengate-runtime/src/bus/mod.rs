@@ -9,8 +9,13 @@ use zengate_core::events::{ZENDESK_STREAM, ZENGATE_STREAM};
 
 use crate::nats::{NatsAuth, NatsConfig};
 
+mod consume;
+pub mod dead_letter;
 mod publish;
 
+pub use consume::{
+    Backoff, LeaseLost, OnSettled, Pull, Settled, Settler, Verdict, consume, position, with_lease,
+};
 pub use publish::{PublishError, Publisher};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,433 @@
+//! `cargo bench -p ingress`: the ingress against the limit of its design,
+//! measured in the same run with the same load client and the same private
+//! nats-server and redis-server:
+//!
+//! - (a) the release `ingress` binary, as a child process on port 0;
+//! - (b) a minimal verify-and-publish server written here (`minimal.rs`);
+//! - (c) raw async-nats JetStream publish + PubAck, no HTTP;
+//!
+//! at 16 and 64 connections (median of `BENCH_RUNS` runs, default 3), then
+//! the ingress at half its own maximum rate (open loop, p99), the ingress with
+//! Redis healthy / refusing / black-holed / slow, and its resident memory at
+//! idle, at the bench's peak, under 400 parallel 1 MiB deliveries with forged
+//! signatures, and after that burst.
+//!
+//! `BENCH_PARTS` picks parts (`throughput,redis,memory`; all by default),
+//! `BENCH_INGRESS_ENV` (`NAME=value;…`) adds ingress settings,
+//! `BENCH_PLAIN_MALLOC=1` drops the image's malloc settings, and
+//! `BENCH_EVENTS` (default 20000) sets the events per phase, so a short run is
+//! `BENCH_EVENTS=2000 BENCH_RUNS=1 cargo bench -p ingress`; `BENCH_PHASE_SECS`
+//! (default 30) caps one phase, so a collapsing server is measured over what
+//! it completed in that time; `BENCH_REDIS_DELAY_MS` (default 200) is the slow
+//! Redis proxy's delay.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_debug_implementations
+)]
+
+mod client;
+mod events;
+mod minimal;
+mod procs;
+#[path = "../../tests/support/redis_faults.rs"]
+mod redis_faults;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use client::Stats;
+use procs::Server;
+use redis_faults::Fault;
+use zengate_testkit::{NatsServer, RedisServer};
+
+const PATH: &str = ingress::WEBHOOK_PATH;
+const RAW_STREAM: &str = "BENCH_RAW";
+const BURST: usize = 400;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One measured phase: client-side stats plus the server's CPU per event.
+#[derive(Debug, Clone, Default)]
+struct Row {
+    stats: Stats,
+    cpu_per_event: Option<Duration>,
+}
+
+/// Median of each figure over the runs of one target.
+fn median(rows: &[Row]) -> Row {
+    fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+        v[v.len() / 2]
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for r in rows {
+        for (k, v) in &r.stats.statuses {
+            *statuses.entry(*k).or_default() += v;
+        }
+    }
+    Row {
+        stats: Stats {
+            per_sec: mid(rows.iter().map(|r| r.stats.per_sec).collect()),
+            p50: mid(rows.iter().map(|r| r.stats.p50).collect()),
+            p99: mid(rows.iter().map(|r| r.stats.p99).collect()),
+            statuses,
+        },
+        cpu_per_event: rows
+            .iter()
+            .map(|r| r.cpu_per_event)
+            .collect::<Option<Vec<_>>>()
+            .map(mid),
+    }
+}
+
+/// Drives `server` with `requests` and reads its CPU time around the phase.
+async fn http_phase(server: &Server, requests: Vec<Bytes>, conns: usize, rate: Option<f64>) -> Row {
+    let n = requests.len() as u32;
+    let cpu = server.cpu();
+    let cap = Duration::from_secs(env_usize("BENCH_PHASE_SECS", 30) as u64);
+    let stats = client::run(server.addr, Arc::new(requests), conns, rate, cap).await;
+    let used = server.cpu().saturating_sub(cpu);
+    let done: usize = stats.statuses.values().sum();
+    if stats.failures() > 0 || done < n as usize {
+        let log = server.log_text();
+        let last = log.lines().last().unwrap_or_default();
+        println!(
+            "  note: {done} of {n} sent within the phase cap, statuses {:?}; server's last log line: {}",
+            stats.statuses,
+            last.chars().take(300).collect::<String>()
+        );
+    }
+    Row {
+        stats,
+        cpu_per_event: Some(used / (done.max(1) as u32)),
+    }
+}
+
+/// Raw JetStream publish + PubAck from `conns` concurrent publishers.
+async fn raw_phase(js: &jetstream::Context, tag: &str, total: usize, conns: usize) -> Row {
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..total)
+            .map(|i| Bytes::from(events::event(tag, i)))
+            .collect(),
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers = (0..conns).map(|_| {
+        let (js, bodies, next, tag) = (js.clone(), bodies.clone(), next.clone(), tag.to_owned());
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let t = Instant::now();
+                let mut h = async_nats::HeaderMap::new();
+                h.insert("Nats-Msg-Id", format!("{tag}-{i}").as_str());
+                js.publish_with_headers(format!("bench.raw.42.{}", i % 500), h, body.clone())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("ack");
+                lat.push(t.elapsed());
+            }
+            lat
+        })
+    });
+    let lat: Vec<Duration> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flat_map(|r| r.expect("publisher"))
+        .collect();
+    Row {
+        stats: Stats::from_latencies(total, start.elapsed(), lat),
+        cpu_per_event: None,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn print_row(name: &str, r: &Row) {
+    let cpu = r
+        .cpu_per_event
+        .map(|c| format!("{:>6.0} µs", c.as_secs_f64() * 1e6))
+        .unwrap_or_else(|| format!("{:>9}", "-"));
+    println!(
+        "| {name:<34} | {:>9.0} | {:>7.2} | {:>7.2} | {cpu} |",
+        r.stats.per_sec,
+        ms(r.stats.p50),
+        ms(r.stats.p99)
+    );
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Samples `server`'s RSS every 10 ms until `done` resolves; the highest seen.
+async fn peak_during<F: std::future::Future>(server: &Server, done: F) -> (F::Output, u64) {
+    let pid = server.pid();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if let Some(kib) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak = peak.max(kib);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            peak
+        })
+    };
+    let out = done.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    (out, sampler.await.expect("sampler"))
+}
+
+/// Whether `part` is selected by `BENCH_PARTS` (all when unset).
+fn part(name: &str) -> bool {
+    std::env::var("BENCH_PARTS")
+        .map(|v| v.split(',').any(|p| p.trim() == name))
+        .unwrap_or(true)
+}
+
+fn table_head(first: &str) {
+    println!(
+        "| {first:<34} | {:>9} | {:>7} | {:>7} | {:>9} |",
+        "events/s", "p50 ms", "p99 ms", "cpu/event"
+    );
+    println!(
+        "|{:-<36}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
+        "", "", "", "", ""
+    );
+}
+
+/// Extra settings for every ingress started, from `BENCH_INGRESS_ENV`
+/// (`NAME=value;NAME=value`), e.g. to compare log levels.
+fn ingress_env() -> Vec<(String, String)> {
+    std::env::var("BENCH_INGRESS_ENV")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::var(procs::ROLE_VAR).as_deref() == Ok("minimal") {
+        minimal::serve().await;
+        return;
+    }
+    let total = env_usize("BENCH_EVENTS", 20_000);
+    let runs = env_usize("BENCH_RUNS", 3).max(1);
+    let extra = ingress_env();
+    let nats = NatsServer::start().await;
+    let redis = RedisServer::start().await;
+    let ingress = Server::ingress(&nats.url(), &redis.url(), &extra).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = ingress.memory();
+    ingress.reset_peak();
+    println!(
+        "events per phase: {total}, runs: {runs} (median), body ~{} bytes, ingress settings {extra:?}",
+        events::event("x", 0).len(),
+    );
+    println!("before: {}", loadavg());
+
+    if part("throughput") {
+        throughput(&nats, &ingress, total, runs).await;
+    }
+    if part("redis") {
+        redis_states(&nats, &redis, &ingress, &extra, total, runs).await;
+    }
+    if part("memory") {
+        memory(&ingress, idle).await;
+    }
+    println!("after: {}", loadavg());
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| {
+            format!(
+                "loadavg {}",
+                l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// (a), (b) and (c) at 16 and 64 connections, then (a) at half its maximum.
+async fn throughput(nats: &NatsServer, ingress: &Server, total: usize, runs: usize) {
+    let minimal = Server::minimal(&nats.url()).await;
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut raw_config = zengate_runtime::bus::zendesk_stream_config(&Default::default());
+    raw_config.name = RAW_STREAM.to_owned();
+    raw_config.subjects = vec!["bench.raw.>".to_owned()];
+    js.get_or_create_stream(raw_config).await.unwrap();
+
+    // Warm-up: connections, streams and caches, not measured.
+    let warm = total.clamp(200, 2000);
+    http_phase(&minimal, events::signed(PATH, "warm-b", warm), 64, None).await;
+    http_phase(ingress, events::signed(PATH, "warm-a", warm), 64, None).await;
+    raw_phase(&js, "warm-c", warm, 64).await;
+
+    let mut max_rate = 1000.0;
+    let mut rss_peak = 0u64;
+    for conns in [16usize, 64] {
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..runs {
+            c.push(raw_phase(&js, &format!("c{conns}-{run}"), total, conns).await);
+            let reqs = events::signed(PATH, &format!("b{conns}-{run}"), total);
+            b.push(http_phase(&minimal, reqs, conns, None).await);
+            let reqs = events::signed(PATH, &format!("a{conns}-{run}"), total);
+            let (row, peak) = peak_during(ingress, http_phase(ingress, reqs, conns, None)).await;
+            rss_peak = rss_peak.max(peak);
+            a.push(row);
+        }
+        let (a, b, c) = (median(&a), median(&b), median(&c));
+        println!();
+        println!("{conns} connections");
+        table_head("target");
+        print_row("(a) ingress (release binary)", &a);
+        print_row("(b) minimal verify-and-publish", &b);
+        print_row("(c) raw JetStream publish+ack", &c);
+        println!(
+            "ratio a/b: {:.2}   a/c: {:.2}   b/c: {:.2}",
+            a.stats.per_sec / b.stats.per_sec,
+            a.stats.per_sec / c.stats.per_sec,
+            b.stats.per_sec / c.stats.per_sec
+        );
+        max_rate = a.stats.per_sec;
+    }
+
+    // Open loop at half the ingress's own maximum (64 connections).
+    let half = max_rate / 2.0;
+    let paced = http_phase(
+        ingress,
+        events::signed(PATH, "half", (total / 2).max(1000)),
+        64,
+        Some(half),
+    )
+    .await;
+    println!();
+    println!(
+        "ingress open loop at half its 64-connection max ({half:.0}/s): p50 {:.2} ms  p99 {:.2} ms  (non-200: {})",
+        ms(paced.stats.p50),
+        ms(paced.stats.p99),
+        paced.stats.failures()
+    );
+    println!(
+        "ingress RSS peak under this load: {:.1} MiB sampled, VmHWM {:.1} MiB",
+        mib(rss_peak),
+        mib(ingress.memory().hwm_kib)
+    );
+}
+
+/// The ingress with Redis healthy vs refusing vs black-holed vs slow, each its
+/// own process started with Redis already in that state, runs interleaved.
+async fn redis_states(
+    nats: &NatsServer,
+    redis: &RedisServer,
+    ingress: &Server,
+    extra: &[(String, String)],
+    total: usize,
+    runs: usize,
+) {
+    let redis_addr = format!("127.0.0.1:{}", redis.port()).parse().unwrap();
+    let black = Fault::black_hole().await;
+    let slow_delay = Duration::from_millis(env_usize("BENCH_REDIS_DELAY_MS", 200) as u64);
+    let slow = Fault::slow(redis_addr, slow_delay).await;
+    let modes = [
+        ("healthy".to_owned(), None),
+        ("refused".to_owned(), Some(redis_faults::refused_url())),
+        ("black-holed".to_owned(), Some(black.url())),
+        (
+            format!("slow (+{} ms proxy)", slow_delay.as_millis()),
+            Some(slow.url()),
+        ),
+    ];
+    let mut servers = Vec::new();
+    for (_, url) in &modes {
+        servers.push(match url {
+            None => None,
+            Some(u) => Some(Server::ingress(&nats.url(), u, extra).await),
+        });
+    }
+    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); modes.len()];
+    for run in 0..runs {
+        for (m, server) in servers.iter().enumerate() {
+            let server = server.as_ref().unwrap_or(ingress);
+            let reqs = events::signed(PATH, &format!("redis{m}-{run}"), total);
+            rows[m].push(http_phase(server, reqs, 64, None).await);
+        }
+    }
+    println!();
+    println!("ingress at 64 connections by Redis state (each its own process)");
+    table_head("redis");
+    let healthy = median(&rows[0]).stats.per_sec;
+    for ((name, _), rows) in modes.iter().zip(&rows) {
+        let row = median(rows);
+        print_row(
+            &format!("{name} ({:.2}x)", row.stats.per_sec / healthy),
+            &row,
+        );
+        if row.stats.failures() > 0 {
+            println!("  non-200: {:?}", row.stats.statuses);
+        }
+    }
+}
+
+/// 400 parallel 1 MiB deliveries with forged but well-formed signatures.
+async fn memory(ingress: &Server, idle: procs::Memory) {
+    let before = ingress.memory();
+    ingress.reset_peak();
+    let forged = events::forged_mib(PATH, 0);
+    let burst = async {
+        let sends = (0..BURST).map(|_| {
+            let (addr, req) = (ingress.addr, forged.clone());
+            tokio::spawn(async move { client::Conn::new(addr).send(&req).await })
+        });
+        let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+        for s in futures::future::join_all(sends).await {
+            *statuses.entry(s.unwrap()).or_default() += 1;
+        }
+        statuses
+    };
+    let (statuses, sampled) = peak_during(ingress, burst).await;
+    let peak = ingress.memory();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = ingress.memory();
+    println!();
+    println!("ingress resident memory (MiB)");
+    println!("| idle | before burst | burst peak (sampled / VmHWM) | 3 s after burst |");
+    println!("|------|--------------|------------------------------|-----------------|");
+    println!(
+        "| {:.1} | {:.1} | {:.1} / {:.1} | {:.1} |",
+        mib(idle.rss_kib),
+        mib(before.rss_kib),
+        mib(sampled),
+        mib(peak.hwm_kib),
+        mib(after.rss_kib)
+    );
+    println!(
+        "burst: {BURST} x 1 MiB forged deliveries -> {statuses:?} (0 = connection closed before an answer)"
+    );
+}
