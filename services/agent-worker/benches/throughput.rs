@@ -423,9 +423,10 @@ async fn latency(rate: f64, secs: f64) -> Latency {
             let (now, hwm) = rss(s);
             *p = (p.0.max(now), hwm);
         }
-        let t = times.lock().unwrap();
-        let done = t.proposed.len() >= events && (!with_approval || t.pending.len() >= events);
-        drop(t);
+        let done = {
+            let t = times.lock().unwrap();
+            t.proposed.len() >= events && (!with_approval || t.pending.len() >= events)
+        };
         if done || Instant::now() > deadline {
             break;
         }
@@ -439,15 +440,17 @@ async fn latency(rate: f64, secs: f64) -> Latency {
     stop.trigger();
     let _ = ingress_task.await;
 
-    let t = times.lock().unwrap();
-    assert_eq!(t.proposed.len(), events, "every event is proposed once");
     let mut proposed = Vec::with_capacity(events);
     let mut pending_lat = Vec::with_capacity(events);
-    for (msg_id, answered) in &t.answered {
-        let (at, approval_id) = &t.proposed[msg_id];
-        proposed.push(at.saturating_duration_since(*answered));
-        if let Some(stored) = t.pending.get(approval_id) {
-            pending_lat.push(stored.saturating_duration_since(*answered));
+    {
+        let t = times.lock().unwrap();
+        assert_eq!(t.proposed.len(), events, "every event is proposed once");
+        for (msg_id, answered) in &t.answered {
+            let (at, approval_id) = &t.proposed[msg_id];
+            proposed.push(at.saturating_duration_since(*answered));
+            if let Some(stored) = t.pending.get(approval_id) {
+                pending_lat.push(stored.saturating_duration_since(*answered));
+            }
         }
     }
     proposed.sort();
@@ -458,7 +461,6 @@ async fn latency(rate: f64, secs: f64) -> Latency {
         .zip(idle.iter().zip(&peak))
         .map(|(n, (i, p))| ((*n).to_owned(), i.0, p.1))
         .collect();
-    drop(t);
     for mut s in services {
         s.kill().await;
     }

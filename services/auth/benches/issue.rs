@@ -173,7 +173,7 @@ async fn main() {
             .unwrap_or_else(|| service_binary("auth")),
         vec![
             ("AUTH_ADDR".into(), addr.clone()),
-            ("NATS_URL".into(), nats.url().into()),
+            ("NATS_URL".into(), nats.url()),
             ("REDIS_URL".into(), redis.url()),
             (
                 "ZENDESK_JWT_SHARED_SECRET".into(),
