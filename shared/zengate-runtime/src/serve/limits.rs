@@ -1,4 +1,4 @@
-//! The bounds every HTTP service puts on its clients (README, "HTTP limits"):
+//! The bounds every HTTP service puts on its clients (README, "Bounded HTTP clients"):
 //! how long a client may take to send headers and a body, how long an idle
 //! connection stays open, how many connections and requests are served at
 //! once, how large a header block may be, and whether HTTP/2 cleartext is
