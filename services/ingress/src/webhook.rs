@@ -114,12 +114,13 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), A
 
     let msg_id = envelope.msg_id();
     let subject = envelope.nats_subject();
-    span.record("event_id", envelope.id.as_str());
-    span.record("account_id", envelope.account_id);
-    if let Some(t) = envelope.ticket_id() {
-        span.record("ticket_id", t);
-    }
-    span.record("subject", subject.as_str());
+    record_event(
+        &span,
+        envelope.id.as_str(),
+        envelope.account_id,
+        envelope.ticket_id(),
+        &subject,
+    );
 
     match app.dedup.seen(&msg_id).await {
         Ok(true) => {
@@ -164,6 +165,36 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), A
     }
     app.dedup.remember(&msg_id);
     Ok(())
+}
+
+/// Records the event's identity on the request span in one call: the JSON log
+/// layer re-serialises a span's fields on every record, so four separate
+/// `record`s per event cost four times what one does.
+fn record_event(
+    span: &tracing::Span,
+    event_id: &str,
+    account_id: u64,
+    ticket_id: Option<u64>,
+    subject: &str,
+) {
+    let Some(meta) = span.metadata() else {
+        return;
+    };
+    let fields = meta.fields();
+    let (Some(event), Some(account), Some(ticket), Some(subj)) = (
+        fields.field("event_id"),
+        fields.field("account_id"),
+        fields.field("ticket_id"),
+        fields.field("subject"),
+    ) else {
+        return;
+    };
+    span.record_all(&fields.value_set(&[
+        (&event, Some(&event_id as &dyn field::Value)),
+        (&account, Some(&account_id as &dyn field::Value)),
+        (&ticket, ticket_id.as_ref().map(|t| t as &dyn field::Value)),
+        (&subj, Some(&subject as &dyn field::Value)),
+    ]));
 }
 
 fn unavailable() -> ApiError {
