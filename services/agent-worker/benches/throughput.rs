@@ -314,6 +314,7 @@ async fn latency(rate: f64, secs: f64) -> Latency {
         redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
         redis_probe_interval: Duration::from_secs(1),
         max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
+        dedup_clock_skew: ingress::config::DEFAULT_DEDUP_CLOCK_SKEW,
         stream: Default::default(),
     };
     let app = ingress::Application::build(ingress_config).await.unwrap();

@@ -303,6 +303,7 @@ async fn webhook_to_proposal_to_reply_without_loops() {
         redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
         redis_probe_interval: Duration::from_secs(1),
         max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
+        dedup_clock_skew: ingress::config::DEFAULT_DEDUP_CLOCK_SKEW,
         stream: Default::default(),
     };
     let ingress_app = ingress::Application::build(ingress_config).await.unwrap();

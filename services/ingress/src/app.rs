@@ -26,6 +26,7 @@ use crate::dedup::Dedup;
 use crate::metrics::IngressMetrics;
 use crate::request::Rules;
 use crate::webhook;
+use crate::window::{self, DuplicateWindow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
@@ -44,6 +45,7 @@ pub struct AppState {
     pub publisher: Publisher,
     pub dedup: Dedup,
     pub budget: BodyBudget,
+    pub window: Arc<DuplicateWindow>,
     pub metrics: IngressMetrics,
 }
 
@@ -91,6 +93,15 @@ impl Application {
             config.dedup_horizon,
             metrics.redis_unrecorded.clone(),
         );
+        // `ensure_stream` left the stream at the configured window.
+        let window = Arc::new(DuplicateWindow::new(config.dedup_clock_skew));
+        window.set(config.stream.duplicate_window);
+        tokio::spawn(window.clone().follow(
+            js.clone(),
+            ZENDESK_STREAM.to_owned(),
+            window::REFRESH,
+            background.clone(),
+        ));
         let state = Arc::new(AppState {
             rules: Rules {
                 secrets: config.secrets.clone(),
@@ -105,6 +116,7 @@ impl Application {
                 config.max_inflight_bytes,
                 metrics.inflight_body_bytes.clone(),
             ),
+            window,
             metrics,
         });
         let checks = Checks {

@@ -40,6 +40,11 @@ pub struct IngressConfig {
     pub redis_probe_interval: Duration,
     /// Body bytes held by all requests at once; beyond it `503` + `Retry-After`.
     pub max_inflight_bytes: usize,
+    /// How far Zendesk's clock may stand from this host's. An event whose
+    /// signed `time` is younger than the stream's duplicate window less this
+    /// is deduplicated by JetStream alone (no Redis lookup); a skew at least
+    /// as long as the window looks every event up.
+    pub dedup_clock_skew: Duration,
     pub stream: ZendeskStreamSettings,
 }
 
@@ -53,6 +58,10 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 /// resident under hundreds of parallel 1 MiB deliveries, while admitting
 /// thousands of ordinary (~2-10 KB) events at once.
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Default clock-skew allowance: hosts kept by NTP stand within a second of
+/// each other; a minute leaves room for a drifting one.
+pub const DEFAULT_DEDUP_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 impl IngressConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -108,6 +117,8 @@ impl IngressConfig {
             redis_probe_interval: env
                 .duration_or("INGRESS_REDIS_PROBE_INTERVAL", Duration::from_secs(1))?,
             max_inflight_bytes,
+            dedup_clock_skew: env
+                .duration_or("INGRESS_DEDUP_CLOCK_SKEW", DEFAULT_DEDUP_CLOCK_SKEW)?,
             stream: ZendeskStreamSettings {
                 max_age: env
                     .duration_or("INGRESS_STREAM_MAX_AGE", Duration::from_secs(7 * 86400))?,

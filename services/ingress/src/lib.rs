@@ -11,8 +11,9 @@
 //!   `ZENDESK_EVENTS` and binds the listener; `run` serves until shutdown.
 //! - `webhook`: the handler, the path of one delivery: `request` prechecks the
 //!   routing headers → `budget` reserves the body's bytes → the body is read
-//!   and verified and the envelope checked (`request`) → `dedup` asks Redis
-//!   (skipped while `breaker` holds it open) → the exact bytes are published
+//!   and verified and the envelope checked (`request`) → `dedup` asks Redis,
+//!   unless `window` shows JetStream's duplicate window covers every copy of
+//!   the event or `breaker` holds Redis open → the exact bytes are published
 //!   and the PubAck awaited → `200`.
 //! - `metrics`, `openapi`: what operators scrape and read.
 
@@ -25,6 +26,7 @@ mod metrics;
 mod openapi;
 mod request;
 mod webhook;
+mod window;
 
 pub use app::Application;
 pub use config::IngressConfig;

@@ -32,6 +32,7 @@ pub struct IngressMetrics {
     pub dedup_hits: Family<SourceLabel, Counter>,
     pub published: Counter,
     pub redis_degraded: Counter,
+    pub redis_lookups_skipped: Counter,
     pub breaker: BreakerMetrics,
     pub redis_unrecorded: Counter,
     pub inflight_body_bytes: Gauge,
@@ -48,6 +49,7 @@ impl IngressMetrics {
             dedup_hits: Family::default(),
             published: Counter::default(),
             redis_degraded: Counter::default(),
+            redis_lookups_skipped: Counter::default(),
             breaker: BreakerMetrics::default(),
             redis_unrecorded: Counter::default(),
             inflight_body_bytes: Gauge::default(),
@@ -89,6 +91,11 @@ impl IngressMetrics {
             "redis_degraded",
             "Requests served without the Redis dedup check (Redis failed, or its breaker was open)",
             m.redis_degraded.clone(),
+        );
+        r.register(
+            "redis_lookups_skipped",
+            "Events young enough for the JetStream duplicate window to deduplicate alone, so Redis was not asked",
+            m.redis_lookups_skipped.clone(),
         );
         r.register(
             "redis_breaker_open",

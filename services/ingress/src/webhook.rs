@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tracing::{Instrument, field};
+use tracing::Instrument;
+use zengate_core::envelope::Envelope;
 use zengate_core::headers as h;
 use zengate_runtime::bus::PublishError;
 use zengate_runtime::error::ApiError;
@@ -49,15 +50,7 @@ use crate::request::{self, Delivery};
     )
 )]
 pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let span = tracing::info_span!(
-        "webhook",
-        invocation_id = field::Empty,
-        event_id = field::Empty,
-        account_id = field::Empty,
-        ticket_id = field::Empty,
-        subject = field::Empty,
-    );
-    match handle(&app, &headers, body).instrument(span).await {
+    match handle(&app, &headers, body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             app.metrics.reject(e.code);
@@ -102,27 +95,54 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
+/// A delivery whose signature and envelope hold, ready to be stored.
+struct Verified {
+    delivery: Delivery,
+    envelope: Envelope,
+    body: Bytes,
+    received_at: OffsetDateTime,
+    /// Released once the body is durable (or refused).
+    reservation: Reservation,
+}
+
 async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
-    let span = tracing::Span::current();
     let delivery = request::precheck(headers, &app.rules)?;
-    span.record("invocation_id", delivery.invocation_id.as_str());
     let declared = delivery.declared_len;
     let mut reservation = app.budget.reserve(declared.unwrap_or(0)).ok_or_else(busy)?;
     let body = read_body(body, app.rules.body_limit, declared, &mut reservation).await?;
     let received_at = OffsetDateTime::now_utc();
     let envelope = request::verify_and_parse(&delivery, &body, &app.rules, received_at)?;
-
-    let msg_id = envelope.msg_id();
+    // The span opens with every id at once: recording fields into an open
+    // span makes the JSON log layer re-serialise all of them each time.
     let subject = envelope.nats_subject();
-    record_event(
-        &span,
-        envelope.id.as_str(),
-        envelope.account_id,
-        envelope.ticket_id(),
-        &subject,
+    let span = tracing::info_span!(
+        "webhook",
+        invocation_id = delivery.invocation_id.as_str(),
+        event_id = envelope.id.as_str(),
+        account_id = envelope.account_id,
+        ticket_id = envelope.ticket_id(),
+        subject = subject.as_str(),
     );
+    let verified = Verified {
+        delivery,
+        envelope,
+        body,
+        received_at,
+        reservation,
+    };
+    store(app, verified, subject).instrument(span).await
+}
 
-    match app.dedup.seen(&msg_id).await {
+/// Dedup, then publish the exact bytes and await the PubAck.
+async fn store(app: &AppState, v: Verified, subject: String) -> Result<(), ApiError> {
+    let msg_id = v.envelope.msg_id();
+    let lookup = if app.window.covers(&v.envelope.time, v.received_at) {
+        app.metrics.redis_lookups_skipped.inc();
+        Ok(false)
+    } else {
+        app.dedup.seen(&msg_id).await
+    };
+    match lookup {
         Ok(true) => {
             app.metrics.dedup_hit("redis");
             tracing::info!("duplicate delivery acknowledged");
@@ -138,9 +158,9 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), A
         }
     }
 
-    let headers = bus_headers(&delivery, received_at);
+    let headers = bus_headers(&v.delivery, v.received_at);
     let started = Instant::now();
-    let ack = app.publisher.bytes(subject, &msg_id, headers, body).await;
+    let ack = app.publisher.bytes(subject, &msg_id, headers, v.body).await;
     app.metrics
         .publish_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -155,7 +175,7 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), A
             return Err(unavailable());
         }
     };
-    drop(reservation);
+    drop(v.reservation);
     if ack.duplicate {
         app.metrics.dedup_hit("jetstream");
         tracing::info!(sequence = ack.sequence, "duplicate caught by JetStream");
@@ -165,36 +185,6 @@ async fn handle(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), A
     }
     app.dedup.remember(&msg_id);
     Ok(())
-}
-
-/// Records the event's identity on the request span in one call: the JSON log
-/// layer re-serialises a span's fields on every record, so four separate
-/// `record`s per event cost four times what one does.
-fn record_event(
-    span: &tracing::Span,
-    event_id: &str,
-    account_id: u64,
-    ticket_id: Option<u64>,
-    subject: &str,
-) {
-    let Some(meta) = span.metadata() else {
-        return;
-    };
-    let fields = meta.fields();
-    let (Some(event), Some(account), Some(ticket), Some(subj)) = (
-        fields.field("event_id"),
-        fields.field("account_id"),
-        fields.field("ticket_id"),
-        fields.field("subject"),
-    ) else {
-        return;
-    };
-    span.record_all(&fields.value_set(&[
-        (&event, Some(&event_id as &dyn field::Value)),
-        (&account, Some(&account_id as &dyn field::Value)),
-        (&ticket, ticket_id.as_ref().map(|t| t as &dyn field::Value)),
-        (&subj, Some(&subject as &dyn field::Value)),
-    ]));
 }
 
 fn unavailable() -> ApiError {

@@ -88,10 +88,16 @@ fn required_str<'a>(root: &'a Json, field: &'static str) -> Result<&'a str, Enve
     })
 }
 
-fn required_object(root: &Json, field: &'static str) -> Result<Json, EnvelopeError> {
-    let v = required(root, field)?;
+/// Moves object member `field` out of `root` (the tree is not needed after
+/// parsing, so the subtree is taken rather than copied).
+fn take_object(root: &mut Json, field: &'static str) -> Result<Json, EnvelopeError> {
+    let v = match root {
+        Json::Object(members) => members.iter_mut().find(|(k, _)| k == field).map(|(_, v)| v),
+        _ => None,
+    }
+    .ok_or(EnvelopeError::Missing(field))?;
     if v.is_object() {
-        Ok(v.clone())
+        Ok(std::mem::replace(v, Json::Null))
     } else {
         Err(EnvelopeError::WrongType {
             field,
@@ -104,7 +110,7 @@ fn required_object(root: &Json, field: &'static str) -> Result<Json, EnvelopeErr
 impl Envelope {
     /// Parses and validates a verified body.
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
-        let root = json::parse(body)?;
+        let mut root = json::parse(body)?;
         if !root.is_object() {
             return Err(EnvelopeError::NotObject);
         }
@@ -117,12 +123,13 @@ impl Envelope {
         {
             return Err(EnvelopeError::BadEventId);
         }
+        let id = id.to_owned();
         let event_type = required_str(&root, "type")?.to_owned();
         let subject_field = required_str(&root, "subject")?.to_owned();
         let time = required_str(&root, "time")?.to_owned();
         let zendesk_event_version = required_str(&root, "zendesk_event_version")?.to_owned();
-        let detail = required_object(&root, "detail")?;
-        let event = required_object(&root, "event")?;
+        let detail = take_object(&mut root, "detail")?;
+        let event = take_object(&mut root, "event")?;
 
         let (resource, action) = subject::resource_and_action(&event_type);
         let resource_id = if resource == "ticket" {
@@ -133,7 +140,7 @@ impl Envelope {
 
         Ok(Self {
             account_id,
-            id: id.to_owned(),
+            id,
             event_type,
             subject: subject_field,
             time,

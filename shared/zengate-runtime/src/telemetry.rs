@@ -4,15 +4,18 @@
 //! without a collector); they are exported over OTLP/HTTP only when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
+use std::io::BufWriter;
+
 use async_nats::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets};
+use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -20,16 +23,34 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{ConfigError, Env};
 
-/// Flushes and stops span export when dropped (end of `main`).
+/// Flushes and stops span export, and writes out the log lines still
+/// queued, when dropped (end of `main`).
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    _logs: WorkerGuard,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         let _ = self.provider.shutdown();
     }
+}
+
+/// Log lines queued for the writer thread before a logging request waits:
+/// lines are never dropped, and a burst far beyond what stdout absorbs slows
+/// the requests that log instead of growing memory.
+const QUEUED_LINES: usize = 16 * 1024;
+
+/// Stdout written by one thread in batches: a request formats its line and
+/// queues it, and the writer sends whatever has queued in one write, so a
+/// busy service makes a write call per batch instead of one per line.
+fn log_writer() -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("zengate-log")
+        .finish(BufWriter::new(std::io::stdout()))
 }
 
 /// Installs the global subscriber from `RUST_LOG`, `LOG_FORMAT`,
@@ -54,7 +75,9 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
         .with_service_name(service.clone())
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
-    if let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+    let endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let exporting = endpoint.is_some();
+    if let Some(endpoint) = endpoint {
         use opentelemetry_otlp::WithExportConfig;
         let traces = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -69,15 +92,25 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     // Spans at INFO and above always exist (trace context must flow even when
-    // RUST_LOG hides them); RUST_LOG filters only what is printed.
+    // RUST_LOG hides them); RUST_LOG filters only what is printed. Without a
+    // collector the spans only carry ids: log events are not copied onto them.
+    // Attributes nobody reads (source location, thread, busy/idle time) and
+    // activating an OTel context on every poll cost more than the request's
+    // own work on the hot paths; the tracing span tree carries the parent.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_filter(LevelFilter::INFO);
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(LevelFilter::INFO.and(filter_fn(move |meta| exporting || meta.is_span())));
     let registry = tracing_subscriber::registry().with(otel);
+    let (writer, logs) = log_writer();
     let _ = if json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
@@ -86,10 +119,17 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_filter(filter),
+            )
             .try_init()
     };
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _logs: logs,
+    })
 }
 
 /// The log filter for `RUST_LOG`, with one cap that no setting lifts: the

@@ -2,6 +2,8 @@
 //! before a phase is timed so timings hold transport and server work only.
 
 use bytes::Bytes;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use zengate_core::Secret;
 use zengate_core::signature;
 
@@ -9,12 +11,25 @@ pub const SECRET: &str = "bench-signing-secret";
 pub const ACCOUNT: u64 = 42;
 const TIMESTAMP: &str = "2025-01-08T10:12:08Z";
 
-/// A ticket event whose id is unique to `tag` and `i`.
-pub fn event(tag: &str, i: usize) -> Vec<u8> {
+/// The `time` of events older than any duplicate window: the ingress looks
+/// each one up in Redis.
+pub const OLD: &str = "2025-01-08T10:12:07Z";
+
+/// The `time` of an event that just happened, as Zendesk delivers most: the
+/// JetStream duplicate window covers it.
+pub fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| OLD.to_owned())
+}
+
+/// A ticket event whose id is unique to `tag` and `i`, which happened at
+/// `time`.
+pub fn event(tag: &str, i: usize, time: &str) -> Vec<u8> {
     let ticket = 1000 + i % 500;
     let filler = "x".repeat(1700);
     format!(
-        r#"{{"account_id":{ACCOUNT},"id":"bench-{tag}-{i}","type":"zen:event-type:ticket.comment_added","subject":"zen:ticket:{ticket}","time":"2025-01-08T10:12:07Z","zendesk_event_version":"2022-11-06","detail":{{"id":"{ticket}","subject":"Bench ticket","description":"{filler}"}},"event":{{"comment":{{"id":"{i}","body":"hello","is_public":true,"author":{{"id":"7","is_staff":false,"name":"Bench"}}}}}}}}"#
+        r#"{{"account_id":{ACCOUNT},"id":"bench-{tag}-{i}","type":"zen:event-type:ticket.comment_added","subject":"zen:ticket:{ticket}","time":"{time}","zendesk_event_version":"2022-11-06","detail":{{"id":"{ticket}","subject":"Bench ticket","description":"{filler}"}},"event":{{"comment":{{"id":"{i}","body":"hello","is_public":true,"author":{{"id":"7","is_staff":false,"name":"Bench"}}}}}}}}"#
     )
     .into_bytes()
 }
@@ -34,12 +49,19 @@ pub fn request(path: &str, invocation: &str, sig: &str, body: &[u8]) -> Bytes {
     Bytes::from(req)
 }
 
-/// `n` correctly signed deliveries of unique events for `tag`.
+/// `n` correctly signed deliveries of unique events for `tag` that just
+/// happened.
 pub fn signed(path: &str, tag: &str, n: usize) -> Vec<Bytes> {
+    signed_at(path, tag, n, &now())
+}
+
+/// `n` correctly signed deliveries of unique events for `tag` that happened
+/// at `time`.
+pub fn signed_at(path: &str, tag: &str, n: usize, time: &str) -> Vec<Bytes> {
     let secret = Secret::new(SECRET);
     (0..n)
         .map(|i| {
-            let body = event(tag, i);
+            let body = event(tag, i, time);
             let sig = signature::sign(&secret, TIMESTAMP, &body);
             request(path, &format!("inv-{tag}-{i}"), &sig, &body)
         })

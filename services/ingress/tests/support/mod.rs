@@ -30,16 +30,45 @@ pub fn config(nats_url: &str, redis_url: &str) -> IngressConfig {
         redis_timeout: ingress::config::DEFAULT_REDIS_TIMEOUT,
         redis_probe_interval: Duration::from_millis(100),
         max_inflight_bytes: ingress::config::DEFAULT_MAX_INFLIGHT_BYTES,
+        dedup_clock_skew: ingress::config::DEFAULT_DEDUP_CLOCK_SKEW,
         stream: ZendeskStreamSettings::default(),
     }
 }
 
+/// When the test events happened: long before any duplicate window, so each
+/// one is looked up in Redis.
+pub const LONG_AGO: &str = "2025-01-08T10:12:07.672717030Z";
+
 /// A JSON envelope of any type.
 pub fn event(account: u64, id: &str, ty: &str, subject: &str, detail: &str) -> Vec<u8> {
+    event_at(account, id, ty, subject, detail, LONG_AGO)
+}
+
+/// A JSON envelope of any type that happened at `time`.
+pub fn event_at(
+    account: u64,
+    id: &str,
+    ty: &str,
+    subject: &str,
+    detail: &str,
+    time: &str,
+) -> Vec<u8> {
     format!(
-        r#"{{"account_id":{account},"id":"{id}","type":"{ty}","subject":"{subject}","time":"2025-01-08T10:12:07.672717030Z","zendesk_event_version":"2022-11-06","detail":{detail},"event":{{}}}}"#
+        r#"{{"account_id":{account},"id":"{id}","type":"{ty}","subject":"{subject}","time":"{time}","zendesk_event_version":"2022-11-06","detail":{detail},"event":{{}}}}"#
     )
     .into_bytes()
+}
+
+/// A ticket event for `ticket` that happened at `time`.
+pub fn ticket_event_at(id: &str, ticket: u64, time: &str) -> Vec<u8> {
+    event_at(
+        42,
+        id,
+        "zen:event-type:ticket.created",
+        &format!("zen:ticket:{ticket}"),
+        &format!(r#"{{"id":"{ticket}"}}"#),
+        time,
+    )
 }
 
 /// A ticket event for `ticket` with `action` (`created`, `comment_added`…).
@@ -231,6 +260,23 @@ impl TestApp {
             .await
             .unwrap_or(0);
         n > 0
+    }
+
+    /// How many `command`s Redis has executed (`INFO commandstats`), read from
+    /// Redis itself.
+    pub async fn redis_calls(&self, command: &str) -> u64 {
+        let mut c = self.redis_conn().await.expect("redis reachable");
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{}:calls=", command.to_ascii_lowercase());
+        info.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The Redis write happens just after the response; wait for it.
