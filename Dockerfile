@@ -23,11 +23,10 @@ COPY --from=build /out/ /usr/local/bin/
 COPY services/agent-worker/rules.example.toml /etc/zengate/rules.toml
 USER nonroot:nonroot
 ENV LOG_FORMAT=json RUST_LOG=info
-# glibc malloc: a fixed mmap threshold hands large buffers (request bodies)
-# back to the OS as soon as they are freed, instead of letting the threshold
-# grow and serving them from arenas that stay resident; two arenas bound
-# fragmentation across threads. Ingress after 400 parallel 1 MiB deliveries:
-# 95 MiB peak / 76 MiB after without, 38 MiB / 16 MiB with.
-ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
+# mimalloc (every binary's allocator): freed pages go back to the OS at once
+# rather than after a second, and arenas are committed as used rather than up
+# front. Ingress idle / peak / after 400 parallel 1 MiB deliveries:
+# 19 / 89 / 59 MiB without, 10.5 / 40 / 15 MiB with.
+ENV MIMALLOC_PURGE_DELAY=0 MIMALLOC_ARENA_EAGER_COMMIT=0
 # Probes use the CLI (no curl in the image): zengate healthcheck URL
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["/usr/local/bin/zengate", "healthcheck", "http://127.0.0.1:8080/healthz"]

@@ -4,6 +4,9 @@ use agent_worker::{Application, WorkerConfig};
 use anyhow::Context as _;
 use zengate_runtime::{Env, Shutdown, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: zengate_runtime::Allocator = zengate_runtime::Allocator;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = Env::process();

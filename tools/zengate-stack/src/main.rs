@@ -16,6 +16,9 @@ use zengate_runtime::RedisConfig;
 use zengate_runtime::redis_store::RedisStore;
 use zengate_runtime::{Shutdown, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: zengate_runtime::Allocator = zengate_runtime::Allocator;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zengate-stack",

@@ -15,9 +15,11 @@
 //! idle, at the bench's peak, under 400 parallel 1 MiB deliveries with forged
 //! signatures, and after that burst.
 //!
+//! `BENCH_BASELINE_BIN=<path>` adds (a0), another build of the ingress (a
+//! saved copy of an earlier version), measured in the same runs.
 //! `BENCH_PARTS` picks parts (`throughput,redis,memory`; all by default),
 //! `BENCH_INGRESS_ENV` (`NAME=value;…`) adds ingress settings,
-//! `BENCH_PLAIN_MALLOC=1` drops the image's malloc settings, and
+//! `BENCH_PLAIN_MALLOC=1` drops the image's allocator settings, and
 //! `BENCH_EVENTS` (default 20000) sets the events per phase, so a short run is
 //! `BENCH_EVENTS=2000 BENCH_RUNS=1 cargo bench -p ingress`; `BENCH_PHASE_SECS`
 //! (default 30) caps one phase, so a collapsing server is measured over what
@@ -46,6 +48,11 @@ use client::Stats;
 use procs::Server;
 use redis_faults::Fault;
 use zengate_testkit::{NatsServer, RedisServer};
+
+/// The minimal server (this binary in its server role) runs on the services'
+/// allocator, so the ratio compares the work, not the allocator.
+#[global_allocator]
+static ALLOCATOR: zengate_runtime::Allocator = zengate_runtime::Allocator;
 
 const PATH: &str = ingress::WEBHOOK_PATH;
 const RAW_STREAM: &str = "BENCH_RAW";
@@ -165,7 +172,7 @@ fn print_row(name: &str, r: &Row) {
         .map(|c| format!("{:>6.0} µs", c.as_secs_f64() * 1e6))
         .unwrap_or_else(|| format!("{:>9}", "-"));
     println!(
-        "| {name:<34} | {:>9.0} | {:>7.2} | {:>7.2} | {cpu} |",
+        "| {name:<38} | {:>9.0} | {:>7.2} | {:>7.2} | {cpu} |",
         r.stats.per_sec,
         ms(r.stats.p50),
         ms(r.stats.p99)
@@ -213,11 +220,11 @@ fn part(name: &str) -> bool {
 
 fn table_head(first: &str) {
     println!(
-        "| {first:<34} | {:>9} | {:>7} | {:>7} | {:>9} |",
+        "| {first:<38} | {:>9} | {:>7} | {:>7} | {:>9} |",
         "events/s", "p50 ms", "p99 ms", "cpu/event"
     );
     println!(
-        "|{:-<36}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
+        "|{:-<40}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
         "", "", "", "", ""
     );
 }
@@ -255,7 +262,11 @@ async fn main() {
     println!("before: {}", loadavg());
 
     if part("throughput") {
-        throughput(&nats, &ingress, total, runs).await;
+        let baseline = match std::env::var("BENCH_BASELINE_BIN") {
+            Ok(exe) => Some(Server::ingress_from(&exe, &nats.url(), &redis.url(), &extra).await),
+            Err(_) => None,
+        };
+        throughput(&nats, &ingress, baseline.as_ref(), total, runs).await;
     }
     if part("redis") {
         redis_states(&nats, &redis, &ingress, &extra, total, runs).await;
@@ -278,7 +289,13 @@ fn loadavg() -> String {
 }
 
 /// (a), (b) and (c) at 16 and 64 connections, then (a) at half its maximum.
-async fn throughput(nats: &NatsServer, ingress: &Server, total: usize, runs: usize) {
+async fn throughput(
+    nats: &NatsServer,
+    ingress: &Server,
+    baseline: Option<&Server>,
+    total: usize,
+    runs: usize,
+) {
     let minimal = Server::minimal(&nats.url()).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let mut raw_config = zengate_runtime::bus::zendesk_stream_config(&Default::default());
@@ -296,6 +313,7 @@ async fn throughput(nats: &NatsServer, ingress: &Server, total: usize, runs: usi
     let mut rss_peak = 0u64;
     for conns in [16usize, 64] {
         let (mut a, mut old, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut base = Vec::new();
         for run in 0..runs {
             c.push(raw_phase(&js, &format!("c{conns}-{run}"), total, conns).await);
             let reqs = events::signed(PATH, &format!("b{conns}-{run}"), total);
@@ -306,6 +324,10 @@ async fn throughput(nats: &NatsServer, ingress: &Server, total: usize, runs: usi
             a.push(row);
             let reqs = events::signed_at(PATH, &format!("o{conns}-{run}"), total, events::OLD);
             old.push(http_phase(ingress, reqs, conns, None).await);
+            if let Some(baseline) = baseline {
+                let reqs = events::signed(PATH, &format!("z{conns}-{run}"), total);
+                base.push(http_phase(baseline, reqs, conns, None).await);
+            }
         }
         let (a, old, b, c) = (median(&a), median(&old), median(&b), median(&c));
         println!();
@@ -315,6 +337,15 @@ async fn throughput(nats: &NatsServer, ingress: &Server, total: usize, runs: usi
         print_row("(a') ingress, events past the window", &old);
         print_row("(b) minimal verify-and-publish", &b);
         print_row("(c) raw JetStream publish+ack", &c);
+        if !base.is_empty() {
+            let base = median(&base);
+            print_row("(a0) BENCH_BASELINE_BIN", &base);
+            println!(
+                "ratio a/a0: {:.2}   a0/b: {:.2}",
+                a.stats.per_sec / base.stats.per_sec,
+                base.stats.per_sec / b.stats.per_sec
+            );
+        }
         println!(
             "ratio a/b: {:.2}   a'/b: {:.2}   a/c: {:.2}   b/c: {:.2}",
             a.stats.per_sec / b.stats.per_sec,

@@ -16,11 +16,11 @@ use crate::events::{ACCOUNT, SECRET};
 /// Environment variable that makes this binary run the minimal server.
 pub const ROLE_VAR: &str = "ZG_BENCH_ROLE";
 
-/// The malloc settings the container image sets (see the Dockerfile); both
+/// The allocator settings the container image sets (see the Dockerfile); both
 /// servers run with them unless `BENCH_PLAIN_MALLOC=1`.
 const IMAGE_MALLOC: [(&str, &str); 2] = [
-    ("MALLOC_ARENA_MAX", "2"),
-    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];
 
 fn image_malloc(cmd: &mut Command) {
@@ -47,7 +47,17 @@ pub struct Memory {
 impl Server {
     /// The release ingress on port 0, with `redis_url` and `extra` settings.
     pub async fn ingress(nats_url: &str, redis_url: &str, extra: &[(String, String)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ingress"));
+        Self::ingress_from(env!("CARGO_BIN_EXE_ingress"), nats_url, redis_url, extra).await
+    }
+
+    /// [`Server::ingress`] from another build of the binary (`exe`).
+    pub async fn ingress_from(
+        exe: &str,
+        nats_url: &str,
+        redis_url: &str,
+        extra: &[(String, String)],
+    ) -> Self {
+        let mut cmd = Command::new(exe);
         cmd.env_clear()
             .env("NATS_URL", nats_url)
             .env("REDIS_URL", redis_url)
