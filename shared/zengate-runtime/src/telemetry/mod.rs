@@ -4,19 +4,22 @@
 //! without a collector); they are exported over OTLP/HTTP only when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
-use std::io::{BufWriter, Write};
-use std::time::Duration;
+mod log_line;
+mod log_writer;
+
+pub use log_line::JsonLine;
 
 use async_nats::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets, filter_fn};
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -35,50 +38,6 @@ pub struct TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         let _ = self.provider.shutdown();
-    }
-}
-
-/// Log lines queued for the writer thread before a logging request waits:
-/// lines are never dropped, and a burst far beyond what stdout absorbs slows
-/// the requests that log instead of growing memory.
-const QUEUED_LINES: usize = 16 * 1024;
-
-/// Stdout written by one thread in batches: a request formats its line and
-/// queues it, and the writer sends whatever has queued in one write, so a
-/// busy service makes a write call per batch instead of one per line.
-fn log_writer() -> (NonBlocking, WorkerGuard) {
-    NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("zengate-log")
-        .finish(Batched {
-            out: BufWriter::with_capacity(BATCH_BYTES, std::io::stdout()),
-        })
-}
-
-/// Pause of the log thread after each batch: lines logged meanwhile wait in
-/// the queue rather than waking the thread one by one (a wake-up per line
-/// cost more than formatting it). Also the longest a line waits.
-const BATCH_PAUSE: Duration = Duration::from_millis(10);
-
-/// Bytes gathered before a write, when a batch is larger.
-const BATCH_BYTES: usize = 64 * 1024;
-
-/// Stdout as the log thread sees it. The thread flushes after draining the
-/// queue; a flush writes the batch, then pauses for [`BATCH_PAUSE`].
-struct Batched {
-    out: BufWriter<std::io::Stdout>,
-}
-
-impl Write for Batched {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.out.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()?;
-        std::thread::sleep(BATCH_PAUSE);
-        Ok(())
     }
 }
 
@@ -134,15 +93,14 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
         .with_context_activation(false)
         .with_filter(LevelFilter::INFO.and(filter_fn(move |meta| exporting || meta.is_span())));
     let registry = tracing_subscriber::registry().with(otel);
-    let (writer, logs) = log_writer();
+    let (writer, logs) = log_writer::log_writer();
     let _ = if json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
+                    .fmt_fields(JsonFields::new())
+                    .event_format(JsonLine)
                     .with_filter(filter),
             )
             .try_init()
