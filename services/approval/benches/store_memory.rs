@@ -116,6 +116,7 @@ async fn measure(infra: &Infra, recent_limit: usize, expect: usize) -> (u64, u64
     let port = free_port();
     let mut child: Child = Command::new(binary())
         .env_clear()
+        .envs(zengate_testkit::IMAGE_ALLOCATOR_ENV)
         .env("NATS_URL", infra.nats.url())
         .env("REDIS_URL", infra.redis.url())
         .env("APPROVAL_ADDR", format!("127.0.0.1:{port}"))

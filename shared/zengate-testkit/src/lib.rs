@@ -28,7 +28,7 @@ pub use cluster::NatsCluster;
 pub use infra::{Infra, read_all};
 pub use logs::LogCapture;
 pub use nats::NatsServer;
-pub use process::{ServiceProcess, owns_local_port, service_binary, signal};
+pub use process::{IMAGE_ALLOCATOR_ENV, ServiceProcess, owns_local_port, service_binary, signal};
 pub use procstat::{ProcStats, proc_stats};
 pub use redis::{RedisServer, RedisTls};
 pub use service::TestService;

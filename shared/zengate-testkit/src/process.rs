@@ -44,6 +44,14 @@ pub struct ServiceProcess {
     child: Option<Child>,
 }
 
+/// The allocator settings the container image sets for every service (see
+/// the Dockerfile): service processes in tests and benches run with them, as
+/// deployed. Settings given to a process win.
+pub const IMAGE_ALLOCATOR_ENV: [(&str, &str); 2] = [
+    ("MIMALLOC_PURGE_DELAY", "0"),
+    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+];
+
 impl ServiceProcess {
     /// Starts `bin` with exactly `env` (plus `PATH`), its output appended
     /// to `<log_dir>/<name>.log`. Does not wait for readiness.
@@ -69,6 +77,7 @@ impl ServiceProcess {
         let child = Command::new(&self.bin)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(IMAGE_ALLOCATOR_ENV)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)

@@ -16,16 +16,11 @@ use crate::events::{ACCOUNT, SECRET};
 /// Environment variable that makes this binary run the minimal server.
 pub const ROLE_VAR: &str = "ZG_BENCH_ROLE";
 
-/// The allocator settings the container image sets (see the Dockerfile); both
-/// servers run with them unless `BENCH_PLAIN_MALLOC=1`.
-const IMAGE_MALLOC: [(&str, &str); 2] = [
-    ("MIMALLOC_PURGE_DELAY", "0"),
-    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
-];
-
+/// Both servers run with the image's allocator settings unless
+/// `BENCH_PLAIN_MALLOC=1`.
 fn image_malloc(cmd: &mut Command) {
     if std::env::var("BENCH_PLAIN_MALLOC").as_deref() != Ok("1") {
-        cmd.envs(IMAGE_MALLOC);
+        cmd.envs(zengate_testkit::IMAGE_ALLOCATOR_ENV);
     }
 }
 
