@@ -132,6 +132,47 @@ mod tests {
         assert!(!w.covers("2026-12-02T12:10:00Z", now));
     }
 
+    /// An operator's edit of the stream's window is picked up by `follow`.
+    #[tokio::test]
+    async fn follows_the_stream_window() {
+        use zengate_runtime::bus;
+        let infra = zengate_testkit::Infra::start().await;
+        let mut config = bus::zendesk_stream_config(&Default::default());
+        let stream = config.name.clone();
+        if let Err(e) = bus::ensure_stream(&infra.js, config.clone()).await {
+            panic!("stream: {e}");
+        }
+        let window = Arc::new(DuplicateWindow::new(Duration::from_secs(60)));
+        let shutdown = Shutdown::new();
+        tokio::spawn(window.clone().follow(
+            infra.js.clone(),
+            stream,
+            Duration::from_millis(50),
+            shutdown.clone(),
+        ));
+        let eight_minutes_ago = OffsetDateTime::now_utc() - time::Duration::minutes(8);
+        let Ok(eight_minutes_ago) = eight_minutes_ago.format(&Rfc3339) else {
+            panic!("format");
+        };
+        let covered = |want: bool| {
+            let window = window.clone();
+            let time = eight_minutes_ago.clone();
+            move || {
+                let w = window.clone();
+                let t = time.clone();
+                async move { (w.covers(&t, OffsetDateTime::now_utc()) == want).then_some(()) }
+            }
+        };
+        // The default 10 minute window, less a minute of skew, covers it.
+        zengate_testkit::eventually("window read", Duration::from_secs(5), covered(true)).await;
+        config.duplicate_window = Duration::from_secs(120);
+        if let Err(e) = infra.js.update_stream(config).await {
+            panic!("update: {e}");
+        }
+        zengate_testkit::eventually("edit followed", Duration::from_secs(5), covered(false)).await;
+        shutdown.trigger();
+    }
+
     #[test]
     fn nothing_is_covered_without_a_usable_window_or_time() {
         let now = at("2026-12-01T12:10:00Z");
