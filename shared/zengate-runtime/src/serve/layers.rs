@@ -112,13 +112,15 @@ impl Bounds {
                 }
             }
         };
-        let fired = Arc::new(AtomicBool::new(false));
-        let req = if req.body().is_end_stream() {
-            req
+        // Only a request with a body to wait for gets the deadline (and its
+        // flag): a bodiless one allocates nothing here.
+        let (req, fired) = if req.body().is_end_stream() {
+            (req, None)
         } else {
+            let fired = Arc::new(AtomicBool::new(false));
             let limit = self.body_timeout;
             let deadline = Instant::now() + limit;
-            req.map(|inner| {
+            let req = req.map(|inner| {
                 Body::new(DeadlineBody {
                     inner,
                     deadline,
@@ -126,10 +128,11 @@ impl Bounds {
                     fired: fired.clone(),
                     limit,
                 })
-            })
+            });
+            (req, Some(fired))
         };
         let answer = tokio::time::timeout(self.request_timeout, inner.call(req)).await;
-        if fired.load(Ordering::Relaxed) {
+        if fired.is_some_and(|f| f.load(Ordering::Relaxed)) {
             let limit = self.body_timeout;
             tracing::info!(?limit, "request body not received in time");
             return ApiError::new(
