@@ -156,15 +156,15 @@ pub async fn handle(
     let span = tracing::Span::current();
     let envelope =
         Envelope::parse(body).map_err(|e| Failure::Permanent(format!("unusable event: {e}")))?;
-    span.record("event_id", envelope.id.as_str());
-    let Some(ticket_id) = envelope.ticket_id() else {
+    span.record("event_id", envelope.head.id.as_str());
+    let Some(ticket_id) = envelope.head.ticket_id() else {
         return Ok(Handled::Skipped("skipped_not_ticket"));
     };
     span.record("ticket_id", ticket_id);
-    if envelope.account_id != state.config.account_id {
+    if envelope.head.account_id != state.config.account_id {
         return Ok(Handled::Skipped("skipped_other_account"));
     }
-    let comment = match envelope.action.as_str() {
+    let comment = match envelope.head.action.as_str() {
         "created" => None,
         "comment_added" => {
             let c = event_comment(&envelope).ok_or_else(|| {
@@ -188,7 +188,7 @@ pub async fn handle(
     let msg_id = header(headers, REPLAY_OF)
         .or_else(|| header(headers, h::NATS_MSG_ID))
         .map(str::to_owned)
-        .unwrap_or_else(|| envelope.msg_id());
+        .unwrap_or_else(|| envelope.head.msg_id());
     let source = ProposalSource::ZendeskEvent {
         msg_id: msg_id.clone(),
         subject: subject.to_owned(),
@@ -213,15 +213,15 @@ pub async fn handle(
     };
     let thread = thread.map_err(|e| Failure::client("cannot list comments", &e))?;
     let mut ctx = TicketContext {
-        account_id: envelope.account_id,
+        account_id: envelope.head.account_id,
         ticket,
         comments: thread.comments,
         authors: thread.authors,
         event: TriggerEvent {
             msg_id,
-            event_id: envelope.id.clone(),
+            event_id: envelope.head.id.clone(),
             subject: subject.to_owned(),
-            action: envelope.action.clone(),
+            action: envelope.head.action.clone(),
             comment,
         },
         requester_name: None,

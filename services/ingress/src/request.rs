@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zengate_core::Secret;
-use zengate_core::envelope::Envelope;
+use zengate_core::envelope::Head;
 use zengate_core::headers as h;
 use zengate_core::ids::parse_canonical_id;
 use zengate_core::signature::{self, Signature};
@@ -186,7 +186,7 @@ pub fn verify_and_parse(
     body: &[u8],
     rules: &Rules,
     now: OffsetDateTime,
-) -> Result<Envelope, Rejection> {
+) -> Result<Head, Rejection> {
     signature::verify(
         &rules.secrets,
         delivery.timestamp.as_bytes(),
@@ -211,7 +211,7 @@ pub fn verify_and_parse(
         }
     }
 
-    let envelope = Envelope::parse(body)
+    let envelope = Head::check(body)
         .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))?;
 
     if envelope.account_id != delivery.account_id {
@@ -337,7 +337,7 @@ mod tests {
                 "account_id": 42, "id": id, "type": ty, "subject": subj, "time": "t",
                 "zendesk_event_version": "v", "detail": {"id": "5"}, "event": {}
             }).to_string();
-            if let Ok(env) = Envelope::parse(body.as_bytes()) {
+            if let Ok(env) = Head::check(body.as_bytes()) {
                 let s = env.nats_subject();
                 prop_assert_eq!(s.split('.').count(), 5);
                 prop_assert!(s.split('.').all(zengate_core::subject::is_token));

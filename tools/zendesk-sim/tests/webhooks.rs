@@ -49,7 +49,7 @@ async fn end_user_and_api_activity_is_delivered_signed() {
     let ticket = sim.create_enduser_ticket("Help", "My order is late", "Ada", "ada@example.test");
     let created = rx.next().await;
     let env = verified(&created);
-    assert_eq!(env.ticket_id(), Some(ticket.id));
+    assert_eq!(env.head.ticket_id(), Some(ticket.id));
     assert!(ticket.id > (1u64 << 53));
     let body = created.json();
     assert_eq!(body["type"], "zen:event-type:ticket.created");

@@ -174,9 +174,9 @@ impl Harness {
     pub async fn publish_event(&self, body: Vec<u8>) {
         let env = zengate_core::Envelope::parse(&body).unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", env.msg_id().as_str());
+        headers.insert("Nats-Msg-Id", env.head.msg_id().as_str());
         self.js
-            .publish_with_headers(env.nats_subject(), headers, body.into())
+            .publish_with_headers(env.head.nats_subject(), headers, body.into())
             .await
             .unwrap()
             .await

@@ -4,6 +4,8 @@
 //! what gets published, this type only extracts what routing needs and refuses
 //! what would make routing ambiguous.
 
+mod scan;
+
 use crate::ids::parse_canonical_id;
 use crate::json::{self, Json, JsonError, Number};
 use crate::subject;
@@ -11,9 +13,10 @@ use crate::subject;
 /// Longest event id accepted; it becomes part of a NATS header and a Redis key.
 pub const MAX_EVENT_ID_LEN: usize = 255;
 
-/// The routing-relevant part of a verified delivery.
-#[derive(Debug, Clone)]
-pub struct Envelope {
+/// The routing part of a verified delivery: everything the ingress needs to
+/// publish it and every service needs to route it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
     pub account_id: u64,
     /// Zendesk's event id: the signed deduplication key.
     pub id: String,
@@ -27,6 +30,13 @@ pub struct Envelope {
     pub action: String,
     /// Id from `subject` when it names the same resource with a decimal id.
     pub resource_id: Option<u64>,
+}
+
+/// A verified delivery with its payload trees, for services that read the
+/// event itself (the agent worker).
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub head: Head,
     pub detail: Json,
     pub event: Json,
 }
@@ -108,7 +118,7 @@ fn take_object(root: &mut Json, field: &'static str) -> Result<Json, EnvelopeErr
 }
 
 impl Envelope {
-    /// Parses and validates a verified body.
+    /// Parses and validates a verified body into its head and payload trees.
     pub fn parse(body: &[u8]) -> Result<Self, EnvelopeError> {
         let mut root = json::parse(body)?;
         if !root.is_object() {
@@ -119,10 +129,7 @@ impl Envelope {
             _ => return Err(EnvelopeError::BadAccountId),
         };
         let id = required_str(&root, "id")?;
-        if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(EnvelopeError::BadEventId);
-        }
+        check_event_id(id)?;
         let id = id.to_owned();
         let event_type = required_str(&root, "type")?.to_owned();
         let subject_field = required_str(&root, "subject")?.to_owned();
@@ -130,26 +137,84 @@ impl Envelope {
         let zendesk_event_version = required_str(&root, "zendesk_event_version")?.to_owned();
         let detail = take_object(&mut root, "detail")?;
         let event = take_object(&mut root, "event")?;
-
-        let (resource, action) = subject::resource_and_action(&event_type);
-        let resource_id = if resource == "ticket" {
-            Some(ticket_identity(&subject_field, &detail)?)
-        } else {
-            subject::subject_resource_id(&subject_field, &resource)
+        let detail_id = match detail.get("id") {
+            Some(Json::String(s)) => DetailId::Text(s),
+            Some(Json::Number(Number::Unsigned(n))) => DetailId::Unsigned(*n),
+            _ => DetailId::Other,
         };
-
-        Ok(Self {
+        let head = Head::build(Fields {
             account_id,
-            id,
-            event_type,
-            subject: subject_field,
-            time,
-            zendesk_event_version,
+            id: &id,
+            event_type: &event_type,
+            subject: &subject_field,
+            time: &time,
+            zendesk_event_version: &zendesk_event_version,
+            detail_id,
+        })?;
+        Ok(Self {
+            head,
+            detail,
+            event,
+        })
+    }
+}
+
+/// The top-level values a head is built from, however they were read.
+struct Fields<'a> {
+    account_id: u64,
+    id: &'a str,
+    event_type: &'a str,
+    subject: &'a str,
+    time: &'a str,
+    zendesk_event_version: &'a str,
+    detail_id: DetailId<'a>,
+}
+
+/// `detail.id` as far as ticket identity cares.
+#[derive(Debug, Clone, Copy)]
+enum DetailId<'a> {
+    Text(&'a str),
+    Unsigned(u64),
+    Other,
+}
+
+fn check_event_id(id: &str) -> Result<(), EnvelopeError> {
+    if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EnvelopeError::BadEventId);
+    }
+    Ok(())
+}
+
+impl Head {
+    /// Validates a verified body and reads its head. Equivalent to
+    /// `Envelope::parse(body).map(|e| e.head)` (same acceptance, same
+    /// errors), but a well-formed body is checked in one pass without
+    /// building its tree; anything unusual is left to the tree to judge.
+    pub fn check(body: &[u8]) -> Result<Self, EnvelopeError> {
+        match scan::head(body) {
+            Some(head) => Ok(head),
+            None => Envelope::parse(body).map(|e| e.head),
+        }
+    }
+
+    fn build(f: Fields<'_>) -> Result<Self, EnvelopeError> {
+        check_event_id(f.id)?;
+        let (resource, action) = subject::resource_and_action(f.event_type);
+        let resource_id = if resource == "ticket" {
+            Some(ticket_identity(f.subject, f.detail_id)?)
+        } else {
+            subject::subject_resource_id(f.subject, &resource)
+        };
+        Ok(Self {
+            account_id: f.account_id,
+            id: f.id.to_owned(),
+            event_type: f.event_type.to_owned(),
+            subject: f.subject.to_owned(),
+            time: f.time.to_owned(),
+            zendesk_event_version: f.zendesk_event_version.to_owned(),
             resource,
             action,
             resource_id,
-            detail,
-            event,
         })
     }
 
@@ -179,14 +244,14 @@ impl Envelope {
 }
 
 /// A ticket event must name the same canonical id in `subject` and `detail.id`.
-fn ticket_identity(subject_field: &str, detail: &Json) -> Result<u64, EnvelopeError> {
+fn ticket_identity(subject_field: &str, detail_id: DetailId<'_>) -> Result<u64, EnvelopeError> {
     let from_subject = subject_field
         .strip_prefix("zen:ticket:")
         .and_then(parse_canonical_id)
         .ok_or_else(|| EnvelopeError::BadTicketSubject(subject_field.to_owned()))?;
-    let from_detail = match detail.get("id") {
-        Some(Json::String(s)) => parse_canonical_id(s),
-        Some(Json::Number(Number::Unsigned(n))) if *n > 0 => Some(*n),
+    let from_detail = match detail_id {
+        DetailId::Text(s) => parse_canonical_id(s),
+        DetailId::Unsigned(n) if n > 0 => Some(n),
         _ => None,
     }
     .ok_or(EnvelopeError::BadTicketDetailId)?;
@@ -222,11 +287,11 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            e.nats_subject(),
+            e.head.nats_subject(),
             "zendesk.9223372036854775807.ticket.7123498765.created"
         );
-        assert_eq!(e.msg_id(), "9223372036854775807:cbe4028c-1");
-        assert_eq!(e.ticket_id(), Some(7_123_498_765));
+        assert_eq!(e.head.msg_id(), "9223372036854775807:cbe4028c-1");
+        assert_eq!(e.head.ticket_id(), Some(7_123_498_765));
     }
 
     #[test]
@@ -275,7 +340,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            e.nats_subject(),
+            e.head.nats_subject(),
             "zendesk.42.messaging._.ai_handoff_requested"
         );
     }
