@@ -16,3 +16,4 @@ pub const BUS_SIGNATURE_TIMESTAMP: &str = "Zendesk-Webhook-Signature-Timestamp";
 pub const BUS_SIGNATURE: &str = "Zendesk-Webhook-Signature";
 pub const BUS_RECEIVED_AT: &str = "Zengate-Received-At";
 pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";

@@ -8,11 +8,12 @@
 mod log_line;
 mod log_writer;
 
-use log_line::JsonLine;
+use log_line::{JsonLine, SpanFields};
 
 use async_nats::HeaderMap;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::WorkerGuard;
@@ -20,11 +21,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets, filter_fn};
-use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::Filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use zengate_core::headers as h;
 
 use crate::config::{ConfigError, Env};
 
@@ -101,7 +103,7 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
-                    .fmt_fields(JsonFields::new())
+                    .fmt_fields(SpanFields)
                     .event_format(JsonLine)
                     .with_filter(filter),
             )
@@ -136,14 +138,6 @@ where
     Ok(requested.and(cap))
 }
 
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key, value.as_str());
-    }
-}
-
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
@@ -156,10 +150,47 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Writes the current span's context as `traceparent` (and `tracestate`).
+/// Writes the current span's context as `traceparent`, and `tracestate` when
+/// it has entries. Written directly (the names are static, the value is
+/// formatted once and moved in): this runs for every published message.
 pub fn inject_trace_context(headers: &mut HeaderMap) {
+    use async_nats::header::{HeaderName, HeaderValue};
     let cx = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    headers.insert(
+        HeaderName::from_static(h::TRACEPARENT),
+        HeaderValue::from(traceparent(sc)),
+    );
+    let state = sc.trace_state().header();
+    if !state.is_empty() {
+        headers.insert(
+            HeaderName::from_static(h::TRACESTATE),
+            HeaderValue::from(state),
+        );
+    }
+}
+
+/// W3C `traceparent`: `00-<trace id>-<span id>-<flags>`, lowercase hex.
+fn traceparent(sc: &SpanContext) -> String {
+    fn hex(out: &mut String, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+    }
+    let mut s = String::with_capacity(55);
+    s.push_str("00-");
+    hex(&mut s, &sc.trace_id().to_bytes());
+    s.push('-');
+    hex(&mut s, &sc.span_id().to_bytes());
+    s.push('-');
+    hex(&mut s, &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()]);
+    s
 }
 
 /// Makes `span` a child of the trace carried in `headers`, if any.
@@ -172,11 +203,10 @@ pub fn continue_trace(span: &tracing::Span, headers: Option<&HeaderMap>) {
 
 /// The current span's `traceparent` value, for HTTP calls.
 pub fn current_traceparent() -> Option<String> {
-    let mut headers = HeaderMap::new();
-    inject_trace_context(&mut headers);
-    headers
-        .get(zengate_core::headers::TRACEPARENT)
-        .map(|v| v.as_str().to_owned())
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| traceparent(sc))
 }
 
 #[cfg(test)]
@@ -253,6 +283,24 @@ mod tests {
             printed("debug,async_nats=warn"),
             pairs(&[("ingress", Level::DEBUG)])
         );
+    }
+
+    #[test]
+    fn traceparent_is_what_the_w3c_propagator_writes() {
+        use opentelemetry::trace::{SpanId, TraceId, TraceState};
+        for (flags, remote) in [(TraceFlags::SAMPLED, true), (TraceFlags::default(), false)] {
+            let sc = SpanContext::new(
+                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+                SpanId::from_hex("00ad6b7169203301").unwrap(),
+                flags,
+                remote,
+                TraceState::default(),
+            );
+            let cx = opentelemetry::Context::new().with_remote_span_context(sc.clone());
+            let mut written = std::collections::HashMap::new();
+            TraceContextPropagator::new().inject_context(&cx, &mut written);
+            assert_eq!(written.get(h::TRACEPARENT), Some(&traceparent(&sc)));
+        }
     }
 
     #[test]
