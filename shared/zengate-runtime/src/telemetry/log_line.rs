@@ -5,15 +5,18 @@
 //! The stock format collects an event's fields into a map and parses the
 //! span's stored JSON back into a value before writing it again; on a busy
 //! hot path that was most of what a log line cost. Here field values are
-//! escaped as they are written and the span's JSON (stored once, when the
-//! span opened) is copied in as it is.
+//! escaped as they are written, a span's fields are stored once as JSON
+//! members when the span opens ([`SpanFields`]), and copied in as they are.
 
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
+use tracing::span::Record;
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -22,13 +25,47 @@ use tracing_subscriber::registry::LookupSpan;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonLine;
 
-impl<S> FormatEvent<S, JsonFields> for JsonLine
+/// How a span's fields are kept for its log lines: comma-separated JSON
+/// members (`"event_id":"e-1","ticket_id":5`), written straight from the
+/// recorded values. A field recorded later is appended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpanFields;
+
+impl<'writer> FormatFields<'writer> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut w: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut members = Fields {
+            w: &mut w,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut members);
+        members.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &Record<'_>,
+    ) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut w = current.as_writer();
+        let mut members = Fields {
+            w: &mut w,
+            first,
+            result: Ok(()),
+        };
+        fields.record(&mut members);
+        members.result
+    }
+}
+
+impl<S> FormatEvent<S, SpanFields> for JsonLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
+        ctx: &FmtContext<'_, S, SpanFields>,
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -49,19 +86,11 @@ where
         if let Some(span) = ctx.lookup_current() {
             w.write_str(",\"span\":{")?;
             let extensions = span.extensions();
-            if let Some(stored) = extensions.get::<FormattedFields<JsonFields>>() {
-                // `JsonFields` stores a span's fields as a JSON object.
-                let inner = stored
-                    .fields
-                    .trim()
-                    .strip_prefix('{')
-                    .and_then(|s| s.strip_suffix('}'))
-                    .unwrap_or_default()
-                    .trim();
-                if !inner.is_empty() {
-                    w.write_str(inner)?;
-                    w.write_char(',')?;
-                }
+            if let Some(stored) = extensions.get::<FormattedFields<SpanFields>>()
+                && !stored.fields.is_empty()
+            {
+                w.write_str(&stored.fields)?;
+                w.write_char(',')?;
             }
             w.write_str("\"name\":")?;
             string(&mut w, span.name())?;
@@ -220,7 +249,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .with_writer(out.clone())
-                .fmt_fields(JsonFields::new())
+                .fmt_fields(SpanFields)
                 .event_format(JsonLine),
         );
         tracing::subscriber::with_default(subscriber, f);
@@ -274,6 +303,34 @@ mod tests {
         assert_eq!(fields["error"], nasty);
         assert_eq!(fields["debug"], format!("{nasty:?}"));
         assert_eq!(got[0]["span"]["who"], nasty);
+    }
+
+    #[test]
+    fn fields_recorded_later_join_the_span() {
+        let got = lines(|| {
+            let span = tracing::info_span!(
+                "consume",
+                subject = "a.b",
+                event_id = tracing::field::Empty,
+                n = tracing::field::Empty
+            );
+            span.record("event_id", "e-2");
+            span.record("n", 3u64);
+            let _in = span.enter();
+            tracing::info!("handled");
+            let bare = tracing::info_span!("late", id = tracing::field::Empty);
+            bare.record("id", "x");
+            let _inner = bare.enter();
+            tracing::info!("inner");
+        });
+        assert_eq!(
+            got[0]["span"],
+            serde_json::json!({"name": "consume", "subject": "a.b", "event_id": "e-2", "n": 3})
+        );
+        assert_eq!(
+            got[1]["span"],
+            serde_json::json!({"name": "late", "id": "x"})
+        );
     }
 
     #[test]
