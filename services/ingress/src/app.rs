@@ -6,9 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::routing::post;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -128,11 +125,7 @@ impl Application {
             ..Checks::default()
         };
         let router = Router::new()
-            .route(
-                crate::WEBHOOK_PATH,
-                post(webhook::receive)
-                    .route_layer(middleware::from_fn_with_state(state.clone(), count_status)),
-            )
+            .route(crate::WEBHOOK_PATH, post(webhook::receive))
             .with_state(state)
             .merge(health::routes(checks, Arc::new(registry)))
             .merge(zengate_runtime::openapi::routes(
@@ -168,10 +161,4 @@ impl Application {
         tracing::info!("ingress stopped");
         Ok(())
     }
-}
-
-async fn count_status(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    app.metrics.count_status(res.status().as_u16());
-    res
 }

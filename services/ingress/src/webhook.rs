@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
-use zengate_core::envelope::Envelope;
+use zengate_core::envelope::Head;
 use zengate_core::headers as h;
 use zengate_runtime::bus::PublishError;
 use zengate_runtime::error::ApiError;
@@ -50,7 +50,7 @@ use crate::request::{self, Delivery};
     )
 )]
 pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&app, &headers, body).await {
+    let res = match handle(&app, &headers, body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             app.metrics.reject(e.code);
@@ -61,7 +61,9 @@ pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
             );
             e.into_response()
         }
-    }
+    };
+    app.metrics.count_status(res.status().as_u16());
+    res
 }
 
 /// Reads the body within the body limit, counting every byte against the
@@ -98,7 +100,7 @@ async fn read_body(
 /// A delivery whose signature and envelope hold, ready to be stored.
 struct Verified {
     delivery: Delivery,
-    envelope: Envelope,
+    envelope: Head,
     body: Bytes,
     received_at: OffsetDateTime,
     /// Released once the body is durable (or refused).
@@ -158,7 +160,7 @@ async fn store(app: &AppState, v: Verified, subject: String) -> Result<(), ApiEr
         }
     }
 
-    let headers = bus_headers(&v.delivery, v.received_at);
+    let headers = bus_headers(v.delivery, v.received_at);
     let started = Instant::now();
     let ack = app.publisher.bytes(subject, &msg_id, headers, v.body).await;
     app.metrics
@@ -208,16 +210,20 @@ fn busy() -> ApiError {
 const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 /// The Zendesk delivery headers carried on the bus; the publisher adds the
-/// message id and `traceparent`.
-fn bus_headers(d: &Delivery, received_at: OffsetDateTime) -> async_nats::HeaderMap {
+/// message id and `traceparent`. The delivery's strings move into the map.
+fn bus_headers(d: Delivery, received_at: OffsetDateTime) -> async_nats::HeaderMap {
+    use async_nats::header::{HeaderName, HeaderValue};
     let mut m = async_nats::HeaderMap::new();
-    m.insert(h::BUS_ACCOUNT_ID, d.account_id.to_string().as_str());
-    m.insert(h::BUS_WEBHOOK_ID, d.webhook_id.as_str());
-    m.insert(h::BUS_INVOCATION_ID, d.invocation_id.as_str());
-    m.insert(h::BUS_SIGNATURE_TIMESTAMP, d.timestamp.as_str());
-    m.insert(h::BUS_SIGNATURE, d.signature_header.as_str());
+    let mut put = |name: &'static str, value: String| {
+        m.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    };
+    put(h::BUS_ACCOUNT_ID, d.account_id.to_string());
+    put(h::BUS_WEBHOOK_ID, d.webhook_id);
+    put(h::BUS_INVOCATION_ID, d.invocation_id);
+    put(h::BUS_SIGNATURE_TIMESTAMP, d.timestamp);
+    put(h::BUS_SIGNATURE, d.signature_header);
     if let Ok(ts) = received_at.format(&Rfc3339) {
-        m.insert(h::BUS_RECEIVED_AT, ts.as_str());
+        put(h::BUS_RECEIVED_AT, ts);
     }
     m
 }
