@@ -99,8 +99,8 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 # --- services ----------------------------------------------------------------
 export LOG_FORMAT=pretty RUST_LOG="${RUST_LOG:-info}"
-# The image's allocator settings (Dockerfile): freed pages back at once.
-export MIMALLOC_PURGE_DELAY=0 MIMALLOC_ARENA_EAGER_COMMIT=0
+# The image's allocator settings (Dockerfile): arenas committed as used.
+export MIMALLOC_ARENA_EAGER_COMMIT=0
 export ZENDESK_ACCOUNT_ID=42
 export ZENDESK_WEBHOOK_SIGNING_SECRET="local-dev-signing-secret"
 export ZENDESK_WEBHOOK_ID=01SIMWEBHOOK

@@ -47,10 +47,7 @@ pub struct ServiceProcess {
 /// The allocator settings the container image sets for every service (see
 /// the Dockerfile): service processes in tests and benches run with them, as
 /// deployed. Settings given to a process win.
-pub const IMAGE_ALLOCATOR_ENV: [(&str, &str); 2] = [
-    ("MIMALLOC_PURGE_DELAY", "0"),
-    ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
-];
+pub const IMAGE_ALLOCATOR_ENV: [(&str, &str); 1] = [("MIMALLOC_ARENA_EAGER_COMMIT", "0")];
 
 impl ServiceProcess {
     /// Starts `bin` with exactly `env` (plus `PATH`), its output appended
