@@ -179,6 +179,11 @@ impl NatsServer {
         .await;
     }
 
+    /// The server's process id while it runs (benches read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Kills the server (like a crash). Data on disk is kept.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

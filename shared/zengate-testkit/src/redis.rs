@@ -198,6 +198,11 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id while it runs (benches read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Kills the server; it keeps nothing.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

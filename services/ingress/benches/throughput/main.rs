@@ -9,7 +9,10 @@
 //! - (b) a minimal verify-and-publish server written here (`minimal.rs`);
 //! - (c) raw async-nats JetStream publish + PubAck, no HTTP;
 //!
-//! at 16 and 64 connections (median of `BENCH_RUNS` runs, default 3), then
+//! at 16 and 64 connections (median of `BENCH_RUNS` runs, default 3), each
+//! with the CPU per event of the server under test, of nats-server, of
+//! redis-server and of the whole machine (all of them, the load client and
+//! the kernel: what bounds the rate on a shared machine), then
 //! the ingress at half its own maximum rate (open loop, p99), the ingress with
 //! Redis healthy / refusing / black-holed / slow, and its resident memory at
 //! idle, at the bench's peak, under 400 parallel 1 MiB deliveries with forged
@@ -65,11 +68,13 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// One measured phase: client-side stats plus the server's CPU per event.
+/// One measured phase: client-side stats plus CPU per event of the server,
+/// nats-server, redis-server and the whole machine (these, the load client
+/// and the kernel).
 #[derive(Debug, Clone, Default)]
 struct Row {
     stats: Stats,
-    cpu_per_event: Option<Duration>,
+    cpu: procs::Cpu,
 }
 
 /// Median of each figure over the runs of one target.
@@ -91,21 +96,26 @@ fn median(rows: &[Row]) -> Row {
             p99: mid(rows.iter().map(|r| r.stats.p99).collect()),
             statuses,
         },
-        cpu_per_event: rows
-            .iter()
-            .map(|r| r.cpu_per_event)
-            .collect::<Option<Vec<_>>>()
-            .map(mid),
+        cpu: procs::Cpu {
+            server: rows
+                .iter()
+                .map(|r| r.cpu.server)
+                .collect::<Option<Vec<_>>>()
+                .map(mid),
+            nats: mid(rows.iter().map(|r| r.cpu.nats).collect()),
+            redis: mid(rows.iter().map(|r| r.cpu.redis).collect()),
+            machine: mid(rows.iter().map(|r| r.cpu.machine).collect()),
+        },
     }
 }
 
 /// Drives `server` with `requests` and reads its CPU time around the phase.
 async fn http_phase(server: &Server, requests: Vec<Bytes>, conns: usize, rate: Option<f64>) -> Row {
     let n = requests.len() as u32;
-    let cpu = server.cpu();
+    let cpu = procs::Cpu::now(Some(server.pid()));
     let cap = Duration::from_secs(env_usize("BENCH_PHASE_SECS", 30) as u64);
     let stats = client::run(server.addr, Arc::new(requests), conns, rate, cap).await;
-    let used = server.cpu().saturating_sub(cpu);
+    let cpu_after = procs::Cpu::now(Some(server.pid()));
     let done: usize = stats.statuses.values().sum();
     if stats.failures() > 0 || done < n as usize {
         let log = server.log_text();
@@ -118,7 +128,7 @@ async fn http_phase(server: &Server, requests: Vec<Bytes>, conns: usize, rate: O
     }
     Row {
         stats,
-        cpu_per_event: Some(used / (done.max(1) as u32)),
+        cpu: cpu_after.per_event_since(&cpu, done),
     }
 }
 
@@ -130,6 +140,7 @@ async fn raw_phase(js: &jetstream::Context, tag: &str, total: usize, conns: usiz
             .collect(),
     );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu = procs::Cpu::now(None);
     let start = Instant::now();
     let workers = (0..conns).map(|_| {
         let (js, bodies, next, tag) = (js.clone(), bodies.clone(), next.clone(), tag.to_owned());
@@ -158,7 +169,7 @@ async fn raw_phase(js: &jetstream::Context, tag: &str, total: usize, conns: usiz
         .collect();
     Row {
         stats: Stats::from_latencies(total, start.elapsed(), lat),
-        cpu_per_event: None,
+        cpu: procs::Cpu::now(None).per_event_since(&cpu, total),
     }
 }
 
@@ -167,12 +178,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn print_row(name: &str, r: &Row) {
-    let cpu = r
-        .cpu_per_event
-        .map(|c| format!("{:>6.0} µs", c.as_secs_f64() * 1e6))
-        .unwrap_or_else(|| format!("{:>9}", "-"));
+    let micros = |d: Option<Duration>| {
+        d.map(|c| format!("{:>6.0} µs", c.as_secs_f64() * 1e6))
+            .unwrap_or_else(|| format!("{:>9}", "-"))
+    };
+    let c = &r.cpu;
+    let (cpu, nats, redis, machine) = (
+        micros(c.server),
+        micros(Some(c.nats)),
+        micros(Some(c.redis)),
+        micros(Some(c.machine)),
+    );
     println!(
-        "| {name:<38} | {:>9.0} | {:>7.2} | {:>7.2} | {cpu} |",
+        "| {name:<38} | {:>9.0} | {:>7.2} | {:>7.2} | {cpu} | {nats} | {redis} | {machine} |",
         r.stats.per_sec,
         ms(r.stats.p50),
         ms(r.stats.p99)
@@ -220,12 +238,12 @@ fn part(name: &str) -> bool {
 
 fn table_head(first: &str) {
     println!(
-        "| {first:<38} | {:>9} | {:>7} | {:>7} | {:>9} |",
-        "events/s", "p50 ms", "p99 ms", "cpu/event"
+        "| {first:<38} | {:>9} | {:>7} | {:>7} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "events/s", "p50 ms", "p99 ms", "cpu/event", "nats", "redis", "all/event"
     );
     println!(
-        "|{:-<40}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|",
-        "", "", "", "", ""
+        "|{:-<40}|{:-<11}|{:-<9}|{:-<9}|{:-<11}|{:-<11}|{:-<11}|{:-<11}|",
+        "", "", "", "", "", "", "", ""
     );
 }
 
@@ -251,6 +269,10 @@ async fn main() {
     let extra = ingress_env();
     let nats = NatsServer::start().await;
     let redis = RedisServer::start().await;
+    procs::watch_shared(
+        nats.pid().expect("nats-server running"),
+        redis.pid().expect("redis-server running"),
+    );
     let ingress = Server::ingress(&nats.url(), &redis.url(), &extra).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = ingress.memory();

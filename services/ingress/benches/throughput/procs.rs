@@ -133,27 +133,68 @@ impl Server {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");
     }
 
-    /// User + system CPU time consumed so far.
-    pub fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields of the whole line.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // Linux reports both in USER_HZ ticks, 100 per second.
-        Duration::from_millis((ticks(11) + ticks(12)) * 10)
-    }
-
     /// The server's log so far (for diagnosing a failed phase).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// User + system CPU time process `pid` consumed so far (zero once it is gone).
+pub fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Linux reports both in USER_HZ ticks, 100 per second.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// The shared nats-server and redis-server, whose CPU each phase is charged
+/// with (set once in `main`).
+static SHARED: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
+pub fn watch_shared(nats_pid: u32, redis_pid: u32) {
+    let _ = SHARED.set((nats_pid, redis_pid));
+}
+
+/// CPU time used so far by the server under test (if any), nats-server,
+/// redis-server and the whole machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub server: Option<Duration>,
+    pub nats: Duration,
+    pub redis: Duration,
+    pub machine: Duration,
+}
+
+impl Cpu {
+    pub fn now(server: Option<u32>) -> Self {
+        let (nats, redis) = SHARED.get().copied().unwrap_or_default();
+        Self {
+            server: server.map(cpu_of),
+            nats: cpu_of(nats),
+            redis: cpu_of(redis),
+            machine: machine_cpu(),
+        }
+    }
+
+    /// What was used since `start`, per event over `events`.
+    pub fn per_event_since(&self, start: &Cpu, events: usize) -> Cpu {
+        let n = events.max(1) as u32;
+        let per = |now: Duration, then: Duration| now.saturating_sub(then) / n;
+        Cpu {
+            server: self.server.zip(start.server).map(|(a, b)| per(a, b)),
+            nats: per(self.nats, start.nats),
+            redis: per(self.redis, start.redis),
+            machine: per(self.machine, start.machine),
+        }
     }
 }
 
@@ -163,4 +204,24 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         return v["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
     }
     line.split_whitespace().last().and_then(|a| a.parse().ok())
+}
+
+/// Busy CPU time of the whole machine so far (every process and the kernel:
+/// the `cpu` line of `/proc/stat` without idle and iowait), so a phase can be
+/// charged with what the load client, nats-server and redis-server spent too.
+fn machine_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: the busy ones, without
+    // steal (time the hypervisor gave to others) and idle/iowait; guest time
+    // is already inside user.
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    Duration::from_millis(busy * 10)
 }
