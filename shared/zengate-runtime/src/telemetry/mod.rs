@@ -1,9 +1,10 @@
 //! Logs (JSON or pretty), spans, and W3C trace context across NATS.
 //!
 //! Spans always get trace ids (so `traceparent` flows between services even
-//! without a collector); they are exported over OTLP/HTTP only when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Log lines are formatted by
-//! `log_line` and written to stdout by the thread in `log_writer`.
+//! without a collector): OpenTelemetry SDK spans exported over OTLP/HTTP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, otherwise only ids
+//! ([`zengate_trace::TraceIds`]). Log lines are formatted by `log_line` and
+//! written to stdout by the thread in `log_writer`.
 
 mod log_line;
 mod log_writer;
@@ -11,13 +12,9 @@ mod log_writer;
 use log_line::{JsonLine, SpanFields};
 
 use async_nats::HeaderMap;
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets, filter_fn};
@@ -27,6 +24,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use zengate_core::headers as h;
+use zengate_trace::{Extractor, TraceIds};
 
 use crate::config::{ConfigError, Env};
 
@@ -34,13 +32,16 @@ use crate::config::{ConfigError, Env};
 /// queued, when dropped (end of `main`).
 #[derive(Debug)]
 pub struct TelemetryGuard {
-    provider: SdkTracerProvider,
+    /// Set while spans are exported.
+    provider: Option<SdkTracerProvider>,
     _logs: WorkerGuard,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        let _ = self.provider.shutdown();
+        if let Some(provider) = &self.provider {
+            let _ = provider.shutdown();
+        }
     }
 }
 
@@ -62,41 +63,29 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
         .map_err(|e| ConfigError::invalid("RUST_LOG", e))?;
     let service = env.string_or("OTEL_SERVICE_NAME", default_service);
 
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service.clone())
-        .build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
-    let endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
-    let exporting = endpoint.is_some();
-    if let Some(endpoint) = endpoint {
-        use opentelemetry_otlp::WithExportConfig;
-        let traces = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(traces)
-            .build()
-            .map_err(|e| ConfigError::invalid("OTEL_EXPORTER_OTLP_ENDPOINT", e.to_string()))?;
-        builder = builder.with_batch_exporter(exporter);
-    }
-    let provider = builder.build();
-    let tracer = provider.tracer(service);
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-
-    // Spans at INFO and above always exist (trace context must flow even when
-    // RUST_LOG hides them); RUST_LOG filters only what is printed. Without a
-    // collector the spans only carry ids: log events are not copied onto them.
-    // Source location, thread and busy/idle attributes and activating an OTel
-    // context on every poll were a measurable share of each request on the
-    // hot paths and nobody reads them; the tracing span tree carries the
-    // parent.
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_tracked_inactivity(false)
-        .with_context_activation(false)
-        .with_filter(LevelFilter::INFO.and(filter_fn(move |meta| exporting || meta.is_span())));
-    let registry = tracing_subscriber::registry().with(otel);
+    // Spans at INFO and above always have a trace context (it must flow
+    // even when RUST_LOG hides them); RUST_LOG filters only what is printed.
+    // With a collector they are OpenTelemetry SDK spans, and log events are
+    // copied onto them; without one they only carry ids. Source location,
+    // thread and busy/idle attributes and activating an OTel context on every
+    // poll were a measurable share of each request on the hot paths and
+    // nobody reads them; the tracing span tree carries the parent.
+    let spans = LevelFilter::INFO.and(filter_fn(|meta| meta.is_span()));
+    let (context, provider) = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Some(endpoint) => {
+            let provider = exporting_provider(&endpoint, service.clone())?;
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(service))
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false)
+                .with_filter(LevelFilter::INFO);
+            (layer.boxed(), Some(provider))
+        }
+        None => (TraceIds.with_filter(spans).boxed(), None),
+    };
+    let registry = tracing_subscriber::registry().with(context);
     let (writer, logs) = log_writer::log_writer();
     let _ = if json {
         registry
@@ -121,6 +110,28 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
         provider,
         _logs: logs,
     })
+}
+
+/// A tracer provider exporting spans of `service` to the OTLP/HTTP collector
+/// at `endpoint`, in batches.
+fn exporting_provider(endpoint: &str, service: String) -> Result<SdkTracerProvider, ConfigError> {
+    use opentelemetry_otlp::WithExportConfig;
+    // The exporter's HTTP client needs the process's TLS provider, and
+    // telemetry starts before anything else has installed it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let traces = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(traces)
+        .build()
+        .map_err(|e| ConfigError::invalid("OTEL_EXPORTER_OTLP_ENDPOINT", e.to_string()))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_batch_exporter(exporter)
+        .build())
 }
 
 /// The log filter for `RUST_LOG`, with one cap that no setting lifts: the
@@ -155,15 +166,12 @@ impl Extractor for HeaderExtractor<'_> {
 /// formatted once and moved in): this runs for every published message.
 pub fn inject_trace_context(headers: &mut HeaderMap) {
     use async_nats::header::{HeaderName, HeaderValue};
-    let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
-    if !sc.is_valid() {
+    let Some(sc) = zengate_trace::current() else {
         return;
-    }
+    };
     headers.insert(
         HeaderName::from_static(h::TRACEPARENT),
-        HeaderValue::from(traceparent(sc)),
+        HeaderValue::from(zengate_trace::traceparent(&sc)),
     );
     let state = sc.trace_state().header();
     if !state.is_empty() {
@@ -174,39 +182,16 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
     }
 }
 
-/// W3C `traceparent`: `00-<trace id>-<span id>-<flags>`, lowercase hex.
-fn traceparent(sc: &SpanContext) -> String {
-    fn hex(out: &mut String, bytes: &[u8]) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for b in bytes {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-        }
-    }
-    let mut s = String::with_capacity(55);
-    s.push_str("00-");
-    hex(&mut s, &sc.trace_id().to_bytes());
-    s.push('-');
-    hex(&mut s, &sc.span_id().to_bytes());
-    s.push('-');
-    hex(&mut s, &[(sc.trace_flags() & TraceFlags::SAMPLED).to_u8()]);
-    s
-}
-
 /// Makes `span` a child of the trace carried in `headers`, if any.
 pub fn continue_trace(span: &tracing::Span, headers: Option<&HeaderMap>) {
-    if let Some(h) = headers {
-        let cx = TraceContextPropagator::new().extract(&HeaderExtractor(h));
-        let _ = span.set_parent(cx);
+    if let Some(parent) = headers.and_then(|h| zengate_trace::extract(&HeaderExtractor(h))) {
+        zengate_trace::set_parent(span, &parent);
     }
 }
 
 /// The current span's `traceparent` value, for HTTP calls.
 pub fn current_traceparent() -> Option<String> {
-    let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
-    sc.is_valid().then(|| traceparent(sc))
+    zengate_trace::current_traceparent()
 }
 
 #[cfg(test)]
@@ -283,24 +268,6 @@ mod tests {
             printed("debug,async_nats=warn"),
             pairs(&[("ingress", Level::DEBUG)])
         );
-    }
-
-    #[test]
-    fn traceparent_is_what_the_w3c_propagator_writes() {
-        use opentelemetry::trace::{SpanId, TraceId, TraceState};
-        for (flags, remote) in [(TraceFlags::SAMPLED, true), (TraceFlags::default(), false)] {
-            let sc = SpanContext::new(
-                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
-                SpanId::from_hex("00ad6b7169203301").unwrap(),
-                flags,
-                remote,
-                TraceState::default(),
-            );
-            let cx = opentelemetry::Context::new().with_remote_span_context(sc.clone());
-            let mut written = std::collections::HashMap::new();
-            TraceContextPropagator::new().inject_context(&cx, &mut written);
-            assert_eq!(written.get(h::TRACEPARENT), Some(&traceparent(&sc)));
-        }
     }
 
     #[test]
