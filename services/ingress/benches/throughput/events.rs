@@ -23,10 +23,15 @@ pub fn now() -> String {
         .unwrap_or_else(|_| OLD.to_owned())
 }
 
+/// The ticket of event `i`: 500 tickets, as many subjects.
+pub fn ticket(i: usize) -> usize {
+    1000 + i % 500
+}
+
 /// A ticket event whose id is unique to `tag` and `i`, which happened at
 /// `time`.
 pub fn event(tag: &str, i: usize, time: &str) -> Vec<u8> {
-    let ticket = 1000 + i % 500;
+    let ticket = ticket(i);
     let filler = "x".repeat(1700);
     format!(
         r#"{{"account_id":{ACCOUNT},"id":"bench-{tag}-{i}","type":"zen:event-type:ticket.comment_added","subject":"zen:ticket:{ticket}","time":"{time}","zendesk_event_version":"2022-11-06","detail":{{"id":"{ticket}","subject":"Bench ticket","description":"{filler}"}},"event":{{"comment":{{"id":"{i}","body":"hello","is_public":true,"author":{{"id":"7","is_staff":false,"name":"Bench"}}}}}}}}"#

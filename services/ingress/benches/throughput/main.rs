@@ -6,7 +6,10 @@
 //!   events that just happened (as Zendesk delivers them: the JetStream
 //!   duplicate window covers them, Redis is written but not asked), and
 //!   (a') the same with events older than the window (a Redis lookup each);
-//! - (b) a minimal verify-and-publish server written here (`minimal.rs`);
+//! - (b) a minimal verify-and-publish server written here (`minimal.rs`), and
+//!   (b') the same publishing the message the design asks for (per-ticket
+//!   subject, the ingress's bus headers), which costs nats-server and the
+//!   publisher more whoever sends it;
 //! - (c) raw async-nats JetStream publish + PubAck, no HTTP;
 //!
 //! at 16 and 64 connections (median of `BENCH_RUNS` runs, default 3), each
@@ -318,7 +321,8 @@ async fn throughput(
     total: usize,
     runs: usize,
 ) {
-    let minimal = Server::minimal(&nats.url()).await;
+    let minimal = Server::minimal(&nats.url(), false).await;
+    let shaped = Server::minimal(&nats.url(), true).await;
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let mut raw_config = zengate_runtime::bus::zendesk_stream_config(&Default::default());
     raw_config.name = RAW_STREAM.to_owned();
@@ -328,6 +332,7 @@ async fn throughput(
     // Warm-up: connections, streams and caches, not measured.
     let warm = total.clamp(200, 2000);
     http_phase(&minimal, events::signed(PATH, "warm-b", warm), 64, None).await;
+    http_phase(&shaped, events::signed(PATH, "warm-d", warm), 64, None).await;
     http_phase(ingress, events::signed(PATH, "warm-a", warm), 64, None).await;
     raw_phase(&js, "warm-c", warm, 64).await;
 
@@ -335,11 +340,14 @@ async fn throughput(
     let mut rss_peak = 0u64;
     for conns in [16usize, 64] {
         let (mut a, mut old, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut d = Vec::new();
         let mut base = Vec::new();
         for run in 0..runs {
             c.push(raw_phase(&js, &format!("c{conns}-{run}"), total, conns).await);
             let reqs = events::signed(PATH, &format!("b{conns}-{run}"), total);
             b.push(http_phase(&minimal, reqs, conns, None).await);
+            let reqs = events::signed(PATH, &format!("d{conns}-{run}"), total);
+            d.push(http_phase(&shaped, reqs, conns, None).await);
             let reqs = events::signed(PATH, &format!("a{conns}-{run}"), total);
             let (row, peak) = peak_during(ingress, http_phase(ingress, reqs, conns, None)).await;
             rss_peak = rss_peak.max(peak);
@@ -352,12 +360,14 @@ async fn throughput(
             }
         }
         let (a, old, b, c) = (median(&a), median(&old), median(&b), median(&c));
+        let d = median(&d);
         println!();
         println!("{conns} connections");
         table_head("target");
         print_row("(a) ingress (release binary)", &a);
         print_row("(a') ingress, events past the window", &old);
         print_row("(b) minimal verify-and-publish", &b);
+        print_row("(b') minimal, the design's message", &d);
         print_row("(c) raw JetStream publish+ack", &c);
         if !base.is_empty() {
             let base = median(&base);
@@ -369,11 +379,13 @@ async fn throughput(
             );
         }
         println!(
-            "ratio a/b: {:.2}   a'/b: {:.2}   a/c: {:.2}   b/c: {:.2}",
+            "ratio a/b: {:.2}   a'/b: {:.2}   a/c: {:.2}   b/c: {:.2}   a/b': {:.2}   b'/b: {:.2}",
             a.stats.per_sec / b.stats.per_sec,
             old.stats.per_sec / b.stats.per_sec,
             a.stats.per_sec / c.stats.per_sec,
-            b.stats.per_sec / c.stats.per_sec
+            b.stats.per_sec / c.stats.per_sec,
+            a.stats.per_sec / d.stats.per_sec,
+            d.stats.per_sec / b.stats.per_sec
         );
         max_rate = a.stats.per_sec;
     }

@@ -2,20 +2,32 @@
 //! Read the body, verify the HMAC, publish to JetStream with a `Nats-Msg-Id`,
 //! await the PubAck, answer `200`. No envelope parse, no Redis, no logs, no
 //! metrics. Runs as a child process (this binary with `ZG_BENCH_ROLE=minimal`).
+//!
+//! With `ZG_BENCH_SHAPE=design` it publishes the message the design asks
+//! for instead: the per-ticket subject (known here from the bench's event
+//! numbering, without reading the body) and the bus headers the ingress
+//! writes (Zendesk's delivery headers, receipt time, `traceparent`). That
+//! message costs nats-server and the client more than one header on one
+//! subject, whoever publishes it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use zengate_core::Secret;
+use zengate_core::headers as h;
 use zengate_core::signature::{self, Signature};
 
-use crate::events::SECRET;
+use crate::events::{self, ACCOUNT, SECRET};
+
+/// Environment variable choosing the published message's shape.
+pub const SHAPE_VAR: &str = "ZG_BENCH_SHAPE";
 
 /// Stream the minimal server publishes to (same storage and window as
 /// `ZENDESK_EVENTS`).
@@ -24,6 +36,8 @@ pub const STREAM: &str = "BENCH_MINIMAL";
 struct Minimal {
     secrets: Vec<Secret>,
     js: jetstream::Context,
+    /// Publish the design's subject and headers (see the module doc).
+    design: bool,
 }
 
 /// Serves until killed; prints `minimal listening <addr>` once bound.
@@ -38,6 +52,7 @@ pub async fn serve() {
     let state = Arc::new(Minimal {
         secrets: vec![Secret::new(SECRET)],
         js,
+        design: std::env::var(SHAPE_VAR).as_deref() == Ok("design"),
     });
     let router = Router::new()
         .route(ingress::WEBHOOK_PATH, post(receive))
@@ -49,7 +64,13 @@ pub async fn serve() {
     axum::serve(listener, router).await.expect("serve");
 }
 
-async fn receive(State(s): State<Arc<Minimal>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(s): State<Arc<Minimal>>, request: Request) -> StatusCode {
+    // Headers read in place, the body collected as the `Bytes` extractor does.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST;
+    };
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     let (Some(ts), Some(sig), Some(id)) = (
         header("x-zendesk-webhook-signature-timestamp"),
@@ -69,13 +90,51 @@ async fn receive(State(s): State<Arc<Minimal>>, headers: HeaderMap, body: Bytes)
     };
     let mut h = async_nats::HeaderMap::new();
     h.insert("Nats-Msg-Id", id);
-    let ack = async {
-        s.js.publish_with_headers("bench.minimal.42", h, body)
-            .await?
-            .await
+    let subject = if s.design {
+        design_headers(&headers, &mut h);
+        // `inv-<tag>-<i>` names event i, whose ticket the bench numbered.
+        let i = id
+            .rsplit('-')
+            .next()
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
+        format!(
+            "bench.minimal.{ACCOUNT}.ticket.{}.comment_added",
+            events::ticket(i)
+        )
+    } else {
+        format!("bench.minimal.{ACCOUNT}")
     };
+    let ack = async { s.js.publish_with_headers(subject, h, body).await?.await };
     match tokio::time::timeout(Duration::from_secs(5), ack).await {
         Ok(Ok(_)) => StatusCode::OK,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     }
+}
+
+/// The bus headers the ingress writes beside the message id.
+fn design_headers(request: &HeaderMap, bus: &mut async_nats::HeaderMap) {
+    for (from, to) in [
+        ("x-zendesk-account-id", h::BUS_ACCOUNT_ID),
+        ("x-zendesk-webhook-id", h::BUS_WEBHOOK_ID),
+        ("x-zendesk-webhook-invocation-id", h::BUS_INVOCATION_ID),
+        (
+            "x-zendesk-webhook-signature-timestamp",
+            h::BUS_SIGNATURE_TIMESTAMP,
+        ),
+        ("x-zendesk-webhook-signature", h::BUS_SIGNATURE),
+    ] {
+        if let Some(v) = request.get(from).and_then(|v| v.to_str().ok()) {
+            bus.insert(to, v);
+        }
+    }
+    if let Ok(now) = OffsetDateTime::now_utc().format(&Rfc3339) {
+        bus.insert(h::BUS_RECEIVED_AT, now);
+    }
+    let traceparent = format!(
+        "00-{:032x}-{:016x}-01",
+        fastrand::u128(1..),
+        fastrand::u64(1..)
+    );
+    bus.insert(h::TRACEPARENT, traceparent);
 }

@@ -68,11 +68,15 @@ impl Server {
         Self::spawn(cmd, "ingress listening").await
     }
 
-    /// The minimal verify-and-publish server (see `minimal.rs`).
-    pub async fn minimal(nats_url: &str) -> Self {
+    /// The minimal verify-and-publish server (see `minimal.rs`), publishing
+    /// the design's subject and headers when `design`.
+    pub async fn minimal(nats_url: &str, design: bool) -> Self {
         let exe = std::env::current_exe().expect("bench executable");
         let mut cmd = Command::new(exe);
         cmd.env(ROLE_VAR, "minimal").env("NATS_URL", nats_url);
+        if design {
+            cmd.env(crate::minimal::SHAPE_VAR, "design");
+        }
         image_malloc(&mut cmd);
         Self::spawn(cmd, "minimal listening").await
     }
