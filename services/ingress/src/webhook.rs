@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -49,8 +49,10 @@ use crate::request::{self, Delivery};
         (status = 503, description = "not durable in time; retry after Retry-After seconds", body = zengate_runtime::error::ErrorBody),
     )
 )]
-pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let res = match handle(&app, &headers, body).await {
+pub async fn receive(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    // The headers are read in place (a `HeaderMap` extractor clones them all).
+    let (parts, body) = request.into_parts();
+    let res = match handle(&app, &parts.headers, body).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => {
             app.metrics.reject(e.code);

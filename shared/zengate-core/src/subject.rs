@@ -12,18 +12,24 @@ pub const EVENT_TYPE_PREFIX: &str = "zen:event-type:";
 /// Maps arbitrary text to a safe subject token: allowed characters are kept,
 /// everything else becomes `_`; an empty input becomes `_`.
 pub fn token(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().max(1));
+    push_token(&mut out, raw);
+    out
+}
+
+/// Appends [`token`]`(raw)` to `out`.
+fn push_token(out: &mut String, raw: &str) {
     if raw.is_empty() {
-        return "_".to_owned();
+        out.push('_');
+        return;
     }
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    out.extend(raw.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            c
+        } else {
+            '_'
+        }
+    }));
 }
 
 /// True when `s` is already a safe token.
@@ -64,12 +70,21 @@ pub fn provider_subject(
     resource_id: Option<u64>,
     action: &str,
 ) -> String {
-    let id = resource_id.map_or_else(|| "_".to_owned(), |id| id.to_string());
-    format!(
-        "{ZENDESK_PREFIX}.{account_id}.{}.{id}.{}",
-        token(resource),
-        token(action)
-    )
+    use std::fmt::Write as _;
+    // Written into one buffer: this runs for every event the ingress takes.
+    let mut s = String::with_capacity(ZENDESK_PREFIX.len() + resource.len() + action.len() + 48);
+    let _ = write!(s, "{ZENDESK_PREFIX}.{account_id}.");
+    push_token(&mut s, resource);
+    s.push('.');
+    match resource_id {
+        Some(id) => {
+            let _ = write!(s, "{id}");
+        }
+        None => s.push('_'),
+    }
+    s.push('.');
+    push_token(&mut s, action);
+    s
 }
 
 /// Subject filter for every event of one ticket.
@@ -123,6 +138,11 @@ mod tests {
             ("_".into(), "_".into())
         );
         assert_eq!(token("é"), "_");
+        assert_eq!(
+            provider_subject(1, "tick.et", Some(2), "a b>"),
+            "zendesk.1.tick_et.2.a_b_"
+        );
+        assert_eq!(provider_subject(1, "", None, ""), "zendesk.1._._._");
         assert!(is_token(&token("a.b*c>d e\u{0}")));
     }
 
