@@ -21,7 +21,7 @@ mod app;
 mod breaker;
 mod budget;
 pub mod config;
-mod dedup;
+pub mod dedup;
 mod metrics;
 mod openapi;
 mod request;

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use futures::future::join_all;
-use support::{TestApp, event, ticket_event};
+use support::{TestApp, event, ticket_event, ticket_event_at};
 use zengate_core::Secret;
 use zengate_testkit::eventually;
 
@@ -399,6 +399,27 @@ async fn unknown_event_types_and_hostile_tokens_are_published_safely() {
         app.last_message().await.subject.as_str(),
         "zendesk.42.user.441.created"
     );
+}
+
+#[tokio::test]
+async fn ids_recorded_by_the_earlier_key_form_still_count_as_seen() {
+    // An upgrade must not forget what the previous version recorded, one
+    // key per id, within the horizon.
+    let app = TestApp::start().await;
+    app.remember_as_before("42:e-before-upgrade").await;
+    let old = ticket_event_at("e-before-upgrade", 5, "2020-01-01T00:00:00Z");
+    assert_eq!(app.signed(&old).send().await.unwrap().status(), 200);
+    assert_eq!(app.stream_messages().await, 0, "not published again");
+    assert_eq!(
+        app.metric("zengate_ingress_dedup_hits_total{source=\"redis\"}")
+            .await,
+        1.0
+    );
+    // A new one is recorded in today's set, not as a key of its own.
+    let fresh = ticket_event_at("e-after-upgrade", 6, "2020-01-01T00:00:00Z");
+    assert_eq!(app.signed(&fresh).send().await.unwrap().status(), 200);
+    app.wait_remembered("42:e-after-upgrade").await;
+    assert!(!app.remembered("42:e-before-upgrade").await);
 }
 
 #[tokio::test]

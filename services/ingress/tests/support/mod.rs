@@ -250,16 +250,41 @@ impl TestApp {
             .ok()
     }
 
+    /// Whether `msg_id` is in one of the ingress's day sets in Redis.
     pub async fn remembered(&self, msg_id: &str) -> bool {
         let Some(mut c) = self.redis_conn().await else {
             return false;
         };
-        let n: u64 = redis::cmd("EXISTS")
-            .arg(format!("zengate:ingress:seen:{msg_id}"))
+        let days: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", ingress::dedup::DAY_PREFIX))
             .query_async(&mut c)
             .await
-            .unwrap_or(0);
-        n > 0
+            .unwrap_or_default();
+        for day in days {
+            let member: bool = redis::cmd("SISMEMBER")
+                .arg(&day)
+                .arg(msg_id)
+                .query_async(&mut c)
+                .await
+                .unwrap_or(false);
+            if member {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Records `msg_id` as an earlier version did: one key per id.
+    pub async fn remember_as_before(&self, msg_id: &str) {
+        let mut c = self.redis_conn().await.expect("redis reachable");
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}{msg_id}", ingress::dedup::KEY_PREFIX))
+            .arg(1)
+            .arg("EX")
+            .arg(3600)
+            .query_async(&mut c)
+            .await
+            .expect("SET");
     }
 
     /// How many `command`s Redis has executed (`INFO commandstats`), read from
