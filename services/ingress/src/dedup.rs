@@ -166,9 +166,8 @@ async fn look_up_batches(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while questions.recv_many(&mut batch, BATCH).await > 0 {
-        let days = lookup_days(today(), horizon_secs);
         let mut pipe = redis::pipe();
-        for day in days.clone() {
+        for day in lookup_days(today(), horizon_secs) {
             let cmd = pipe.cmd("SMISMEMBER").arg(day_key(day));
             for q in &batch {
                 cmd.arg(&q.msg_id);

@@ -70,7 +70,6 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
     // thread and busy/idle attributes and activating an OTel context on every
     // poll were a measurable share of each request on the hot paths and
     // nobody reads them; the tracing span tree carries the parent.
-    let spans = LevelFilter::INFO.and(filter_fn(|meta| meta.is_span()));
     let (context, provider) = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Some(endpoint) => {
             let provider = exporting_provider(&endpoint, service.clone())?;
@@ -83,7 +82,10 @@ pub fn init(default_service: &str, env: &Env) -> Result<TelemetryGuard, ConfigEr
                 .with_filter(LevelFilter::INFO);
             (layer.boxed(), Some(provider))
         }
-        None => (TraceIds.with_filter(spans).boxed(), None),
+        None => {
+            let spans = LevelFilter::INFO.and(filter_fn(|meta| meta.is_span()));
+            (TraceIds.with_filter(spans).boxed(), None)
+        }
     };
     let registry = tracing_subscriber::registry().with(context);
     let (writer, logs) = log_writer::log_writer();
