@@ -35,9 +35,23 @@ struct Queued {
     traceparent: Option<String>,
 }
 
+/// Audits waiting, and how many the drainer has taken out to publish: both
+/// count against the capacity and as buffered until they are acknowledged.
+#[derive(Debug, Default)]
+struct Held {
+    waiting: VecDeque<Queued>,
+    in_flight: usize,
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        self.waiting.len() + self.in_flight
+    }
+}
+
 #[derive(Debug)]
 pub struct AuditQueue {
-    queue: Mutex<VecDeque<Queued>>,
+    queue: Mutex<Held>,
     capacity: usize,
     notify: tokio::sync::Notify,
     metrics: Arc<AuthMetrics>,
@@ -46,14 +60,14 @@ pub struct AuditQueue {
 impl AuditQueue {
     pub fn new(capacity: usize, metrics: Arc<AuthMetrics>) -> Self {
         Self {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Held::default()),
             capacity,
             notify: tokio::sync::Notify::new(),
             metrics,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         match self.queue.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -77,7 +91,7 @@ impl AuditQueue {
             );
             return false;
         }
-        q.push_back(Queued {
+        q.waiting.push_back(Queued {
             event,
             traceparent: current_traceparent(),
         });
@@ -95,25 +109,29 @@ impl AuditQueue {
         self.len() == 0
     }
 
-    fn peek_batch(&self) -> Vec<Queued> {
-        self.lock().iter().take(BATCH).cloned().collect()
+    /// Takes the oldest audits out to publish; they still count as held
+    /// until [`AuditQueue::settle`].
+    fn take_batch(&self) -> Vec<Queued> {
+        let mut q = self.lock();
+        let n = q.waiting.len().min(BATCH);
+        q.in_flight += n;
+        q.waiting.drain(..n).collect()
     }
 
-    /// Removes the first `n` audits (only the drainer removes, so these are
-    /// exactly the ones it peeked) and puts the failed ones back in front.
+    /// Ends the `n` audits taken out: the failed ones go back in front, in
+    /// their order.
     fn settle(&self, n: usize, failed: Vec<Queued>) {
         let mut q = self.lock();
-        let n = n.min(q.len());
-        q.drain(..n);
+        q.in_flight = q.in_flight.saturating_sub(n);
         for e in failed.into_iter().rev() {
-            q.push_front(e);
+            q.waiting.push_front(e);
         }
         self.metrics.audit_buffered.set(q.len() as i64);
     }
 
     /// Publishes one batch; returns how many failed.
     async fn publish_batch(&self, publisher: &Publisher) -> usize {
-        let batch = self.peek_batch();
+        let batch = self.take_batch();
         if batch.is_empty() {
             return 0;
         }

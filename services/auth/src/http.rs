@@ -442,31 +442,35 @@ async fn issue(
 type Check = (String, u64, Limit);
 
 /// Per-IP and per-token fixed windows (the same commands as
-/// `RedisStore::hit`), then the user lookup, as one atomic script: one Redis
-/// command and one round trip per request. `KEYS` are the counters, then
-/// the user record when Redis is the lookup backend; `ARGV` the window in
-/// seconds and the number of counters. Replies `count, ttl` per counter,
-/// then the record (nil when unknown).
-static LIMITS_THEN_USER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local out = {}
-local n = tonumber(ARGV[2])
-for i = 1, n do
-  redis.call('SET', KEYS[i], 0, 'EX', ARGV[1], 'NX')
-  out[2 * i - 1] = redis.call('INCR', KEYS[i])
-  out[2 * i] = redis.call('TTL', KEYS[i])
-end
-if #KEYS > n then
-  out[2 * n + 1] = redis.call('GET', KEYS[n + 1])
-end
-return out
-",
-    )
-});
+/// `RedisStore::hit`), then the user lookup, as one `MULTI`/`EXEC`
+/// transaction: one round trip per request, and atomic, so a counter is
+/// never left without its expiry. Replies `count, ttl` per counter, then the
+/// record (nil when unknown) when Redis is the lookup backend. A Lua script
+/// doing the same cost redis-server about four times the CPU per request.
+fn limits_then_user(checks: &[Check], user_key: Option<String>) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (key, _, _) in checks {
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(0)
+            .arg("EX")
+            .arg(WINDOW.as_secs())
+            .arg("NX")
+            .ignore()
+            .cmd("INCR")
+            .arg(key)
+            .cmd("TTL")
+            .arg(key);
+    }
+    if let Some(key) = user_key {
+        pipe.cmd("GET").arg(key);
+    }
+    pipe
+}
 
 /// Per-IP and per-token fixed windows and, with the Redis backend, the user
-/// lookup in the same script ([`LIMITS_THEN_USER`]). Redis trouble skips the limits (warning and
+/// lookup in the same transaction ([`limits_then_user`]). Redis trouble skips the limits (warning and
 /// counter) rather than refusing everyone; `Err` is a rate-limit refusal.
 async fn limit_then_lookup(
     app: &AppState,
@@ -493,15 +497,11 @@ async fn limit_then_lookup(
     if checks.is_empty() && !redis_lookup {
         return Ok(app.lookup.lookup(token_sha).await);
     }
-    let mut script = LIMITS_THEN_USER.prepare_invoke();
-    for (key, _, _) in &checks {
-        script.key(key);
-    }
-    if redis_lookup {
-        script.key(format!("{USER_KEY_PREFIX}{token_sha}"));
-    }
-    script.arg(WINDOW.as_secs()).arg(checks.len());
-    let values: Vec<redis::Value> = match app.redis.script(&script).await {
+    let pipe = limits_then_user(
+        &checks,
+        redis_lookup.then(|| format!("{USER_KEY_PREFIX}{token_sha}")),
+    );
+    let values: Vec<redis::Value> = match app.redis.pipeline(&pipe).await {
         Ok(v) => v,
         Err(e) => {
             if !checks.is_empty() {

@@ -235,6 +235,48 @@ async fn rate_limits_per_token_and_per_ip() {
     );
 }
 
+/// Both counters are created with their window as expiry in the same
+/// transaction that counts: a counter left without one would refuse its
+/// token or address for good once it reached the limit.
+#[tokio::test]
+async fn rate_limit_counters_always_expire_with_their_window() {
+    let app = TestApp::start_with(|c| {
+        c.rate_limit_per_token = 10;
+        c.rate_limit_per_ip = 10;
+    })
+    .await;
+    let token = app.add_user("T", "t@example.com", None).await;
+    for _ in 0..2 {
+        assert_eq!(app.chat(&token).await.status(), 200);
+    }
+    let client = redis::Client::open(app.infra.redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("zengate:auth:rl:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let token_key = format!("zengate:auth:rl:token:{}", token_sha256(&token));
+    assert!(keys.contains(&token_key), "{keys:?}");
+    assert_eq!(
+        keys.len(),
+        2,
+        "one counter per token and one per address: {keys:?}"
+    );
+    for key in keys {
+        let (count, ttl): (u64, i64) = redis::pipe()
+            .cmd("GET")
+            .arg(&key)
+            .cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(count, 2, "{key}");
+        assert!((1..=60).contains(&ttl), "{key} expires in {ttl} s");
+    }
+}
+
 async fn ip_of(app: &TestApp) -> String {
     let audit = zengate_testkit::eventually("audit", Duration::from_secs(10), || async {
         app.audits().await.first().map(|(_, v)| v.clone())

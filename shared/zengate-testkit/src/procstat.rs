@@ -57,6 +57,26 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     })
 }
 
+/// Busy CPU time of the whole machine so far: the `cpu` line of `/proc/stat`
+/// without idle, iowait and steal (time the hypervisor gave to others; guest
+/// time is already inside user). A phase charged with it pays for everything
+/// it made run: the load client, the servers under test, nats-server,
+/// redis-server and the kernel. Zero where `/proc/stat` cannot be read.
+pub fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: the busy ones.
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    Duration::from_secs_f64(busy as f64 / clock_ticks() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +86,16 @@ mod tests {
         let s = proc_stats(std::process::id()).unwrap();
         assert!(s.rss_kib > 0);
         assert!(s.peak_rss_kib >= s.rss_kib);
+    }
+
+    #[test]
+    fn machine_time_advances_while_this_process_computes() {
+        let before = machine_busy();
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(machine_busy() > before, "{x}");
     }
 }

@@ -145,19 +145,7 @@ impl Server {
 
 /// User + system CPU time process `pid` consumed so far (zero once it is gone).
 pub fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Linux reports both in USER_HZ ticks, 100 per second.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    zengate_testkit::proc_stats(pid).map_or(Duration::ZERO, |s| s.cpu)
 }
 
 /// The shared nats-server and redis-server, whose CPU each phase is charged
@@ -185,7 +173,7 @@ impl Cpu {
             server: server.map(cpu_of),
             nats: cpu_of(nats),
             redis: cpu_of(redis),
-            machine: machine_cpu(),
+            machine: zengate_testkit::machine_busy(),
         }
     }
 
@@ -208,24 +196,4 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         return v["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
     }
     line.split_whitespace().last().and_then(|a| a.parse().ok())
-}
-
-/// Busy CPU time of the whole machine so far (every process and the kernel:
-/// the `cpu` line of `/proc/stat` without idle and iowait), so a phase can be
-/// charged with what the load client, nats-server and redis-server spent too.
-fn machine_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: the busy ones, without
-    // steal (time the hypervisor gave to others) and idle/iowait; guest time
-    // is already inside user.
-    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
-    Duration::from_millis(busy * 10)
 }
