@@ -63,6 +63,19 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
 /// it made run: the load client, the servers under test, nats-server,
 /// redis-server and the kernel. Zero where `/proc/stat` cannot be read.
 pub fn machine_busy() -> Duration {
+    // user nice system idle iowait irq softirq steal: the busy ones.
+    machine_ticks(&[0, 1, 2, 5, 6])
+}
+
+/// Steal time of the whole machine so far: how long its virtual CPUs were
+/// ready to run but the hypervisor ran something else. A phase with much of
+/// it was slowed by neighbours, not by the code under test.
+pub fn machine_steal() -> Duration {
+    machine_ticks(&[7])
+}
+
+/// The sum of the `cpu` line's `fields` (0-based, after the label).
+fn machine_ticks(fields: &[usize]) -> Duration {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<u64> = stat
         .lines()
@@ -72,9 +85,8 @@ pub fn machine_busy() -> Duration {
         .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal: the busy ones.
-    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
-    Duration::from_secs_f64(busy as f64 / clock_ticks() as f64)
+    let sum: u64 = fields.iter().filter_map(|&i| ticks.get(i)).sum();
+    Duration::from_secs_f64(sum as f64 / clock_ticks() as f64)
 }
 
 #[cfg(test)]

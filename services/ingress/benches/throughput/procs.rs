@@ -164,6 +164,8 @@ pub struct Cpu {
     pub nats: Duration,
     pub redis: Duration,
     pub machine: Duration,
+    /// Time the hypervisor kept the machine's CPUs from running.
+    pub steal: Duration,
 }
 
 impl Cpu {
@@ -174,6 +176,7 @@ impl Cpu {
             nats: cpu_of(nats),
             redis: cpu_of(redis),
             machine: zengate_testkit::machine_busy(),
+            steal: zengate_testkit::machine_steal(),
         }
     }
 
@@ -186,6 +189,7 @@ impl Cpu {
             nats: per(self.nats, start.nats),
             redis: per(self.redis, start.redis),
             machine: per(self.machine, start.machine),
+            steal: per(self.steal, start.steal),
         }
     }
 }
