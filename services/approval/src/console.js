@@ -12,6 +12,10 @@ let historyItems = [];
 let historyNext = null;
 let cursor = -1;            // index of the focused card in the current view
 const selected = new Set(); // selected pending ids (bulk approve)
+// Work in progress on pending cards, by approval id: whether the editor is
+// open, its text and the typed reason. Live updates rebuild the list, and an
+// approver's unsaved edit must survive them.
+const drafts = new Map();
 
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs, ...children) {
@@ -226,12 +230,16 @@ function pendingCard(it) {
     c.ticket_url ? link(c.ticket_url, "Open in Zendesk ↗", { class: "ticket-link" }) : null);
   const card = el("article", { class: "item pending-item", "data-approval-id": id, "data-state": it.state, tabindex: "-1" },
     head, ticketMeta(it), conversationOf(it), proposalOf(it));
-  const edit = el("textarea", { class: "hidden", "data-edit-for": id, "aria-label": "edited text" });
-  edit.value = a.body ?? "";
+  const draft = drafts.get(id);
+  const edit = el("textarea", { class: draft && draft.open ? "" : "hidden", "data-edit-for": id, "aria-label": "edited text" });
+  edit.value = draft && draft.body !== null ? draft.body : (a.body ?? "");
+  edit.addEventListener("input", () => { draftOf(id).body = edit.value; });
   const reason = el("input", { type: "text", placeholder: "reason (optional)", "data-reason-for": id, size: "30" });
+  reason.value = draft ? draft.reason : "";
+  reason.addEventListener("input", () => { draftOf(id).reason = reason.value; });
   const approve = el("button", { type: "button", class: "approve", "data-action": "approve", "data-id": id }, "Approve");
   const editBtn = el("button", { type: "button", "data-action": "edit", "data-id": id }, "Edit");
-  const save = el("button", { type: "button", class: "approve hidden", "data-action": "save-approve", "data-id": id }, "Approve edited");
+  const save = el("button", { type: "button", class: draft && draft.open ? "approve" : "approve hidden", "data-action": "save-approve", "data-id": id }, "Approve edited");
   const reject = el("button", { type: "button", class: "reject", "data-action": "reject", "data-id": id }, "Reject");
   if (a.body === undefined) editBtn.disabled = true;
   approve.onclick = () => decide(id, "approve", { reason: reason.value || undefined });
@@ -247,7 +255,13 @@ function toggleEdit(card) {
   if (!area || card.querySelector("[data-action='edit']").disabled) return;
   area.classList.toggle("hidden");
   save.classList.toggle("hidden");
+  draftOf(card.dataset.approvalId).open = !area.classList.contains("hidden");
   if (!area.classList.contains("hidden")) area.focus();
+}
+function draftOf(id) {
+  let d = drafts.get(id);
+  if (!d) { d = { open: false, body: null, reason: "" }; drafts.set(id, d); }
+  return d;
 }
 
 function renderPending() {
@@ -255,13 +269,29 @@ function renderPending() {
   const shown = pendingItems.filter((i) => passes(i, f));
   $("pending-count").textContent = "(" + pendingItems.length + ")";
   const box = $("pending");
+  // The field being typed into is rebuilt too: give it back its focus and
+  // caret, or the next keystroke would reach the page's shortcuts (where
+  // "a" approves the unedited proposal).
+  const active = document.activeElement;
+  const typing = active && box.contains(active) && (active.dataset.editFor || active.dataset.reasonFor)
+    ? { edit: active.dataset.editFor, reason: active.dataset.reasonFor, start: active.selectionStart, end: active.selectionEnd }
+    : null;
   box.replaceChildren();
   if (!pendingItems.length) box.append(el("p", { class: "meta", id: "no-pending" }, "Nothing waiting."));
   else if (!shown.length) box.append(el("p", { class: "meta", id: "no-match" }, "Nothing matches the filters."));
   for (const it of shown) box.append(pendingCard(it));
   for (const id of [...selected]) if (!pendingItems.some((i) => i.id === id)) selected.delete(id);
+  for (const id of [...drafts.keys()]) if (!pendingItems.some((i) => i.id === id)) drafts.delete(id);
   renderBulk();
   refocus();
+  if (typing) {
+    const field = [...box.querySelectorAll("textarea[data-edit-for], input[data-reason-for]")]
+      .find((f) => (typing.edit && f.dataset.editFor === typing.edit) || (typing.reason && f.dataset.reasonFor === typing.reason));
+    if (field) {
+      field.focus();
+      try { field.setSelectionRange(typing.start, typing.end); } catch (_) { /* not a text field */ }
+    }
+  }
 }
 
 // ---- history ----

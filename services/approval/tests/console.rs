@@ -3,7 +3,8 @@
 //! edit-then-approve releases the edited text; a proposal shows its whole
 //! conversation and provenance as text; keyboard approval, bulk approval with
 //! per-item results, history with applied/failed and a retry, an indicator
-//! that goes red when the server is gone, and a narrow layout. Screenshots
+//! that goes red when the server is gone, a narrow layout, and an edit in
+//! progress that outlives live updates. Screenshots
 //! go to `target/screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,10 +42,8 @@ async fn console_shows_live_proposals_and_approves_with_a_click() {
     let req = reply_request(&ticket, "Your replacement printer ships today.");
     infra.publish_request(&req).await;
     let id = req.approval_id.clone();
-    let card = browser
-        .wait_for(&format!(".pending-item[data-approval-id='{id}']"))
-        .await;
-    let text = browser.text(&card).await;
+    let card = format!(".pending-item[data-approval-id='{id}']");
+    let text = browser.wait_text(&card, |_| true).await;
     assert!(
         text.contains("Your replacement printer ships today."),
         "{text}"
@@ -117,21 +116,87 @@ async fn console_shows_live_proposals_and_approves_with_a_click() {
         "Edited by a human"
     );
     browser.click(&browser.wait_for("#tab-history").await).await;
-    let edits = browser
-        .wait_for(&format!(".history-item[data-approval-id='{id2}'] .edits"))
+    browser
+        .wait_text(
+            &format!(".history-item[data-approval-id='{id2}'] .edits"),
+            |t| t.contains("+ Edited by a human"),
+        )
         .await;
-    assert!(browser.text(&edits).await.contains("+ Edited by a human"));
     browser.screenshot(&artifact("console-history.png")).await;
     browser.quit().await;
 }
 
-/// Texts of all elements matching `css`.
-async fn texts(browser: &Browser, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in browser.find_all(css).await {
-        out.push(browser.text(&e).await);
-    }
-    out
+/// A proposal arriving while an approver edits another one rebuilds the
+/// list; the open editor, its text and the typing focus must survive it (a
+/// lost focus would hand the next keystroke to the shortcuts, where `a`
+/// approves the unedited proposal).
+#[tokio::test]
+async fn an_edit_in_progress_survives_live_updates() {
+    let infra = Infra::start().await;
+    let svc = Svc::start(&infra).await;
+    let browser = signed_in(&svc).await;
+    let ticket = unique_ticket();
+    let req = reply_request(&ticket, "Proposed text");
+    infra.publish_request(&req).await;
+    let id = req.approval_id.clone();
+    browser
+        .click(
+            &browser
+                .wait_for(&format!("button[data-action='edit'][data-id='{id}']"))
+                .await,
+        )
+        .await;
+    let area = browser
+        .wait_for(&format!("textarea[data-edit-for='{id}']:not(.hidden)"))
+        .await;
+    browser.clear(&area).await;
+    browser.type_text(&area, "Half-written human rep").await;
+    let reason = browser
+        .wait_for(&format!("input[data-reason-for='{id}']"))
+        .await;
+    browser.type_text(&reason, "tone").await;
+    browser.type_text(&area, "").await;
+
+    // Another proposal arrives: the list is rebuilt around the editor.
+    let other = reply_request(&unique_ticket(), "Another proposal");
+    infra.publish_request(&other).await;
+    browser
+        .wait_for(&format!(
+            ".pending-item[data-approval-id='{}']",
+            other.approval_id
+        ))
+        .await;
+    browser
+        .wait_for(&format!("textarea[data-edit-for='{id}']:not(.hidden)"))
+        .await;
+    let state = browser
+        .execute(&format!(
+            "const a = document.querySelector(\"textarea[data-edit-for='{id}']\");\
+             const r = document.querySelector(\"input[data-reason-for='{id}']\");\
+             return [a.value, r.value, document.activeElement === a]"
+        ))
+        .await;
+    assert_eq!(
+        state,
+        serde_json::json!(["Half-written human rep", "tone", true]),
+        "editor text, reason and focus after the rebuild"
+    );
+    // Typing goes on in the editor, not to the shortcuts.
+    browser.press_keys("ly").await;
+    browser
+        .click(
+            &browser
+                .wait_for(&format!(
+                    "button[data-action='save-approve'][data-id='{id}']"
+                ))
+                .await,
+        )
+        .await;
+    infra.wait_count(&released_subject(&ticket), 1).await;
+    let released = infra.last(&released_subject(&ticket)).await;
+    assert_eq!(released["action"]["body"], "Half-written human reply");
+    browser.quit().await;
+    svc.stop().await;
 }
 
 #[tokio::test]
@@ -159,7 +224,7 @@ async fn pending_item_shows_the_whole_picture_and_approves_by_keyboard() {
         v
     };
     assert_eq!(roles, ["customer", "staff", "staff", "customer"]);
-    let bodies = texts(&browser, &format!("{card} .msg .body")).await;
+    let bodies = browser.texts(&format!("{card} .msg .body")).await;
     assert_eq!(
         bodies[0],
         "My printer caught fire <script>alert(1)</script>"
@@ -174,13 +239,13 @@ async fn pending_item_shows_the_whole_picture_and_approves_by_keyboard() {
             .len(),
         1
     );
-    let whos = texts(&browser, &format!("{card} .msg .who")).await;
+    let whos = browser.texts(&format!("{card} .msg .who")).await;
     assert!(
         whos[0].contains("Ada Lovelace") && whos[0].contains("ago"),
         "{whos:?}"
     );
 
-    let text = browser.text(&browser.wait_for(&card).await).await;
+    let text = browser.wait_text(&card, |_| true).await;
     for want in [
         &format!("Printer on fire #{ticket}") as &str,
         "Ada Lovelace <ada@example.com>",
@@ -317,8 +382,9 @@ async fn bulk_approve_reports_each_item() {
             browser.click(&boxed).await;
         }
     }
-    let count = browser.wait_for("#bulk-count").await;
-    assert_eq!(browser.text(&count).await, "3 selected");
+    browser
+        .wait_text("#bulk-count", |t| t == "3 selected")
+        .await;
     // Another approver takes the first one meanwhile: its own CAS decides.
     assert_eq!(svc.act(&ids[0], "reject", BOB).await, 200);
     browser
@@ -330,12 +396,12 @@ async fn bulk_approve_reports_each_item() {
         .find_all("#bulk-result li[data-result='error']")
         .await;
     assert_eq!((ok.len(), failed.len()), (2, 1));
-    let msg = browser.text(&failed[0]).await;
+    let msg = browser
+        .wait_text("#bulk-result li[data-result='error']", |_| true)
+        .await;
     assert!(msg.contains("already rejected"), "{msg}");
     assert_eq!(
-        browser
-            .text(&browser.wait_for("#bulk-result strong").await)
-            .await,
+        browser.wait_text("#bulk-result strong", |_| true).await,
         "Approved 2 of 3"
     );
     for t in &tickets[1..] {
@@ -388,11 +454,10 @@ async fn history_shows_applied_and_failed_and_retries_a_failed_write() {
             good.approval_id
         ))
         .await;
-    let reason = browser
-        .wait_for(&format!("{failed_card} .failure-reason"))
-        .await;
     assert_eq!(
-        browser.text(&reason).await,
+        browser
+            .wait_text(&format!("{failed_card} .failure-reason"), |_| true)
+            .await,
         "gave up after 5 deliveries: zendesk write failed: 503 Service Unavailable"
     );
     // The state filter pages from the store: only the failed one.

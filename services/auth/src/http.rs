@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
 use zengate_runtime::error::ApiError;
+use zengate_runtime::redis_store::push_hit;
 
 use crate::app::AppState;
 use crate::issue::{IssueError, Kind};
@@ -441,7 +442,7 @@ async fn issue(
 
 type Check = (String, u64, Limit);
 
-/// Per-IP and per-token fixed windows (the same commands as
+/// Per-IP and per-token fixed windows ([`push_hit`], as
 /// `RedisStore::hit`), then the user lookup, as one `MULTI`/`EXEC`
 /// transaction: one round trip per request, and atomic, so a counter is
 /// never left without its expiry. Replies `count, ttl` per counter, then the
@@ -451,17 +452,7 @@ fn limits_then_user(checks: &[Check], user_key: Option<String>) -> redis::Pipeli
     let mut pipe = redis::pipe();
     pipe.atomic();
     for (key, _, _) in checks {
-        pipe.cmd("SET")
-            .arg(key)
-            .arg(0)
-            .arg("EX")
-            .arg(WINDOW.as_secs())
-            .arg("NX")
-            .ignore()
-            .cmd("INCR")
-            .arg(key)
-            .cmd("TTL")
-            .arg(key);
+        push_hit(&mut pipe, key, WINDOW);
     }
     if let Some(key) = user_key {
         pipe.cmd("GET").arg(key);

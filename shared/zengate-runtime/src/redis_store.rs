@@ -123,19 +123,27 @@ impl RedisStore {
     /// use; returns the count and the seconds left in the window.
     pub async fn hit(&self, key: &str, window: Duration) -> Result<(u64, u64), StoreError> {
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(key)
-            .arg(0)
-            .arg("EX")
-            .arg(window.as_secs().max(1))
-            .arg("NX")
-            .ignore()
-            .cmd("INCR")
-            .arg(key)
-            .cmd("TTL")
-            .arg(key);
+        push_hit(pipe.atomic(), key, window);
         let (count, ttl): (u64, i64) = self.pipeline(&pipe).await?;
         Ok((count, ttl.max(1).unsigned_abs()))
     }
+}
+
+/// Adds one fixed-window hit of `key` to `pipe`: creates the counter with
+/// `window` as expiry if it is new, increments it, and reads its expiry, so
+/// the pipeline replies the count and then the seconds left. `pipe` must be
+/// atomic (`MULTI`/`EXEC`): between separate commands the counter could
+/// expire and come back from `INCR` without an expiry, counting for good.
+pub fn push_hit(pipe: &mut redis::Pipeline, key: &str, window: Duration) {
+    pipe.cmd("SET")
+        .arg(key)
+        .arg(0)
+        .arg("EX")
+        .arg(window.as_secs().max(1))
+        .arg("NX")
+        .ignore()
+        .cmd("INCR")
+        .arg(key)
+        .cmd("TTL")
+        .arg(key);
 }

@@ -102,6 +102,20 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Browser::call`] that returns WebDriver's refusals (a stale element,
+    /// say) instead of failing the test.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}/session/{}{}", self.base, self.session, path);
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
@@ -110,8 +124,11 @@ impl Browser {
         let res = req.send().await.unwrap();
         let status = res.status();
         let v: Value = res.json().await.unwrap();
-        assert!(status.is_success(), "webdriver {path}: {status} {v}");
-        v["value"].clone()
+        if status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("webdriver {path}: {status} {v}"))
+        }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -172,16 +189,54 @@ impl Browser {
         .await;
     }
 
-    pub async fn text(&self, element: &str) -> String {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{element}/text"),
-            None,
+    /// The text of the first element matching `css`, once `ready` accepts
+    /// it. The element is looked up again on every try, so a live update
+    /// that re-renders the list between lookup and read (leaving a stale
+    /// element) is waited out instead of failing the test.
+    pub async fn wait_text(&self, css: &str, ready: impl Fn(&str) -> bool) -> String {
+        eventually(
+            &format!("text of {css} as expected"),
+            Duration::from_secs(15),
+            || async {
+                let element = self.find_all(css).await.into_iter().next()?;
+                let text = self
+                    .try_call(
+                        reqwest::Method::GET,
+                        &format!("/element/{element}/text"),
+                        None,
+                    )
+                    .await
+                    .ok()?;
+                let text = text.as_str().unwrap_or_default().to_owned();
+                ready(&text).then_some(text)
+            },
         )
         .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    }
+
+    /// The texts of every element matching `css` (possibly none), read
+    /// again from a fresh lookup when the list was re-rendered mid-read.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        eventually(
+            &format!("texts of {css}"),
+            Duration::from_secs(15),
+            || async {
+                let mut out = Vec::new();
+                for element in self.find_all(css).await {
+                    let text = self
+                        .try_call(
+                            reqwest::Method::GET,
+                            &format!("/element/{element}/text"),
+                            None,
+                        )
+                        .await
+                        .ok()?;
+                    out.push(text.as_str().unwrap_or_default().to_owned());
+                }
+                Some(out)
+            },
+        )
+        .await
     }
 
     /// Types `keys` on the page as a user would (not into one element): the

@@ -420,20 +420,20 @@ async fn throughput(
     )
     .await;
     println!();
-    println!(
-        "ingress open loop at half its 64-connection max ({half:.0}/s): p50 {:.2} ms  p99 {:.2} ms  (non-200: {}, steal {:.0}%)",
-        ms(paced.stats.p50),
-        ms(paced.stats.p99),
-        paced.stats.failures(),
-        steal_share(&paced)
+    let paced_line = |what: &str, r: &Row| {
+        println!(
+            "{what:<62} p50 {:.2} ms  p99 {:.2} ms  (non-200: {}, steal {:.0}%)",
+            ms(r.stats.p50),
+            ms(r.stats.p99),
+            r.stats.failures(),
+            steal_share(r)
+        );
+    };
+    paced_line(
+        &format!("ingress open loop at half its 64-connection max ({half:.0}/s):"),
+        &paced,
     );
-    println!(
-        "(b') at the same rate:                        p50 {:.2} ms  p99 {:.2} ms  (non-200: {}, steal {:.0}%)",
-        ms(paced_limit.stats.p50),
-        ms(paced_limit.stats.p99),
-        paced_limit.stats.failures(),
-        steal_share(&paced_limit)
-    );
+    paced_line("(b') at the same rate:", &paced_limit);
     println!(
         "ingress RSS peak under this load: {:.1} MiB sampled, VmHWM {:.1} MiB",
         mib(rss_peak),
