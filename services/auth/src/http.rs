@@ -447,7 +447,7 @@ type Check = (String, u64, Limit);
 /// transaction: one round trip per request, and atomic, so a counter is
 /// never left without its expiry. Replies `count, ttl` per counter, then the
 /// record (nil when unknown) when Redis is the lookup backend. A Lua script
-/// doing the same cost redis-server about four times the CPU per request.
+/// doing the same cost redis-server about twice the CPU per request.
 fn limits_then_user(checks: &[Check], user_key: Option<String>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.atomic();
