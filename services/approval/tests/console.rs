@@ -385,7 +385,13 @@ async fn bulk_approve_reports_each_item() {
     browser
         .wait_text("#bulk-count", |t| t == "3 selected")
         .await;
-    // Another approver takes the first one meanwhile: its own CAS decides.
+    // Another approver takes the first one meanwhile, and this console has
+    // not heard of it yet (its live stream held back, as on a slow link): the
+    // item's own compare-and-set refuses it. Heard in time, the console would
+    // drop it from the selection instead.
+    browser
+        .execute("clearTimeout(reloadTimer); if (events) { events.close(); events = null; }")
+        .await;
     assert_eq!(svc.act(&ids[0], "reject", BOB).await, 200);
     browser
         .click(&browser.wait_for("#bulk-approve").await)
