@@ -199,15 +199,7 @@ impl Browser {
             Duration::from_secs(15),
             || async {
                 let element = self.find_all(css).await.into_iter().next()?;
-                let text = self
-                    .try_call(
-                        reqwest::Method::GET,
-                        &format!("/element/{element}/text"),
-                        None,
-                    )
-                    .await
-                    .ok()?;
-                let text = text.as_str().unwrap_or_default().to_owned();
+                let text = self.try_text(&element).await?;
                 ready(&text).then_some(text)
             },
         )
@@ -223,20 +215,25 @@ impl Browser {
             || async {
                 let mut out = Vec::new();
                 for element in self.find_all(css).await {
-                    let text = self
-                        .try_call(
-                            reqwest::Method::GET,
-                            &format!("/element/{element}/text"),
-                            None,
-                        )
-                        .await
-                        .ok()?;
-                    out.push(text.as_str().unwrap_or_default().to_owned());
+                    out.push(self.try_text(&element).await?);
                 }
                 Some(out)
             },
         )
         .await
+    }
+
+    /// An element's text; `None` when WebDriver refuses (a stale element).
+    async fn try_text(&self, element: &str) -> Option<String> {
+        let text = self
+            .try_call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/text"),
+                None,
+            )
+            .await
+            .ok()?;
+        Some(text.as_str().unwrap_or_default().to_owned())
     }
 
     /// Types `keys` on the page as a user would (not into one element): the
