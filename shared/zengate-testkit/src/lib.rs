@@ -29,7 +29,7 @@ pub use infra::{Infra, read_all};
 pub use logs::LogCapture;
 pub use nats::NatsServer;
 pub use process::{IMAGE_ALLOCATOR_ENV, ServiceProcess, owns_local_port, service_binary, signal};
-pub use procstat::{ProcStats, machine_busy, machine_steal, proc_stats};
+pub use procstat::{ProcStats, cpu_of, machine_busy, machine_steal, proc_stats};
 pub use redis::{RedisServer, RedisTls};
 pub use service::TestService;
 pub use telemetry::init_telemetry;

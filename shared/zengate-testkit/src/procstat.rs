@@ -57,6 +57,11 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     })
 }
 
+/// User plus system CPU time process `pid` used so far; zero once it is gone.
+pub fn cpu_of(pid: u32) -> Duration {
+    proc_stats(pid).map_or(Duration::ZERO, |s| s.cpu)
+}
+
 /// Busy CPU time of the whole machine so far: the `cpu` line of `/proc/stat`
 /// without idle, iowait and steal (time the hypervisor gave to others; guest
 /// time is already inside user). A phase charged with it pays for everything

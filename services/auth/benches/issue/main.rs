@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 use auth::users::{NewUser, RedisUsers};
 use zengate_runtime::redis_store::RedisStore;
 use zengate_testkit::{
-    NatsServer, RedisServer, ServiceProcess, free_port, machine_busy, proc_stats, service_binary,
+    NatsServer, RedisServer, ServiceProcess, cpu_of, free_port, machine_busy, proc_stats,
+    service_binary,
 };
 
 /// The minimal server runs on the services' allocator, so the ratio
@@ -140,10 +141,6 @@ struct Bench {
     /// nats-server's and redis-server's pids.
     shared: (u32, u32),
     secs: u64,
-}
-
-fn cpu_of(pid: u32) -> Duration {
-    proc_stats(pid).map_or(Duration::ZERO, |s| s.cpu)
 }
 
 impl Bench {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_nats::jetstream;
 use auth::jwt::{self, WidgetClaims};
 use auth::keys::HmacSha256;
-use auth::users::{USER_KEY_PREFIX, UserRecord, token_sha256};
+use auth::users::{USER_KEY_PREFIX, UserRecord, short_token_hash, token_sha256};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -127,7 +127,7 @@ async fn chat_token(State(s): State<Arc<Minimal>>, headers: HeaderMap) -> Respon
         iat,
         exp,
         client_ip: None,
-        user_token_hash: hash[..12].to_owned(),
+        user_token_hash: short_token_hash(&hash),
         external_id: Some(user.external_id),
         kid: None,
     });

@@ -143,11 +143,6 @@ impl Server {
     }
 }
 
-/// User + system CPU time process `pid` consumed so far (zero once it is gone).
-pub fn cpu_of(pid: u32) -> Duration {
-    zengate_testkit::proc_stats(pid).map_or(Duration::ZERO, |s| s.cpu)
-}
-
 /// The shared nats-server and redis-server, whose CPU each phase is charged
 /// with (set once in `main`).
 static SHARED: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
@@ -172,9 +167,9 @@ impl Cpu {
     pub fn now(server: Option<u32>) -> Self {
         let (nats, redis) = SHARED.get().copied().unwrap_or_default();
         Self {
-            server: server.map(cpu_of),
-            nats: cpu_of(nats),
-            redis: cpu_of(redis),
+            server: server.map(zengate_testkit::cpu_of),
+            nats: zengate_testkit::cpu_of(nats),
+            redis: zengate_testkit::cpu_of(redis),
             machine: zengate_testkit::machine_busy(),
             steal: zengate_testkit::machine_steal(),
         }
